@@ -1,0 +1,46 @@
+"""URLs: the API under /api/v1/ with no trailing slashes; schema and docs; admin."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from backend.accounts.api import views as accounts
+from backend.api.errors import not_found_view
+from backend.carparks.api import views as carparks
+from backend.core.views import HealthView
+
+router = SimpleRouter(trailing_slash=False)
+router.register("me/vehicles", accounts.VehicleViewSet, basename="vehicle")
+router.register("company/staff", accounts.StaffViewSet, basename="staff")
+router.register("company/invitations", accounts.InvitationViewSet, basename="invitation")
+router.register("carparks", carparks.CarParkViewSet, basename="carpark")
+router.register(r"carparks/(?P<car_park_id>\d+)/closures", carparks.ClosureViewSet, basename="closure")
+
+api_v1 = [
+    path("auth/register", accounts.RegisterView.as_view(), name="register"),
+    path("auth/token", accounts.TokenView.as_view(), name="token"),
+    path("auth/token/refresh", accounts.TokenRefresh.as_view(), name="token-refresh"),
+    path("auth/password-reset", accounts.PasswordResetView.as_view(), name="password-reset"),
+    path("auth/password-reset/confirm", accounts.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("auth/invitations/accept", accounts.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("me", accounts.MeView.as_view(), name="me"),
+    path("company", accounts.CompanyView.as_view(), name="company"),
+    path("health", HealthView.as_view(), name="health"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    # Last: any other path is the 404 problem body, also with DEBUG on (no HTML debug page).
+    re_path(r"^", not_found_view),
+]
+
+handler400 = "backend.api.errors.bad_request_view"
+handler403 = "backend.api.errors.permission_denied_view"
+handler404 = "backend.api.errors.not_found_view"
+handler500 = "backend.api.errors.server_error_view"
