@@ -151,7 +151,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "platform-heartbeat": {"task": "backend.core.tasks.heartbeat", "schedule": timedelta(minutes=1)},
+    "platform-heartbeat": {
+        "task": "backend.core.tasks.heartbeat",
+        "schedule": timedelta(seconds=env.int("CELERY_HEARTBEAT_SECONDS", default=60)),
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------

@@ -208,6 +208,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 def _code_for(exc: exceptions.APIException) -> str:
     if isinstance(exc, exceptions.ParseError):
         return "malformed_json"
+    if isinstance(exc.detail, Mapping) and isinstance(exc.detail.get("code"), str):
+        return str(exc.detail["code"])  # simplejwt's InvalidToken carries {"detail", "code", "messages"}
     detail_code = exc.get_codes()
     if isinstance(detail_code, str) and detail_code not in ("invalid", "error", "parse_error"):
         # e.g. simplejwt's "token_not_valid", DRF's "not_authenticated"

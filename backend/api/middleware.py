@@ -21,10 +21,9 @@ class RequestIdMiddleware:
         incoming = request.headers.get(self.header, "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
+        # Not reset on the way out: Django logs 4xx/5xx responses after the middleware chain
+        # returns, and those lines must carry the id too. The next request sets its own.
         set_request_id(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            set_request_id("-")
+        response = self.get_response(request)
         response[self.header] = request_id
         return response

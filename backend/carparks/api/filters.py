@@ -17,6 +17,24 @@ DEFAULT_RADIUS_KM = 5
 MAX_RADIUS_KM = 50
 
 
+class StrictBooleanField(forms.Field):
+    """``true``/``false`` (or 1/0); anything else is an error rather than "no filter"."""
+
+    _VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        parsed = self._VALUES.get(str(value).strip().lower())
+        if parsed is None:
+            raise ValidationError("Use true or false.", code="invalid")
+        return parsed
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 def _positive(value: Decimal) -> None:
     if value is not None and value <= 0:
         raise ValidationError("Must be greater than 0.", code="min_value")
@@ -48,9 +66,9 @@ class CarParkFilter(django_filters.FilterSet):
         validators=[_positive],
         label=f"Search radius in km, in (0, {MAX_RADIUS_KM}]; default {DEFAULT_RADIUS_KM}",
     )
-    covered = django_filters.BooleanFilter(field_name="covered", label="Covered car parks only")
-    ev_charging = django_filters.BooleanFilter(method="filter_ev_charging", label="Has EV charging bays")
-    accessible = django_filters.BooleanFilter(method="filter_accessible", label="Has accessible bays")
+    covered = StrictBooleanFilter(field_name="covered", label="Covered car parks only")
+    ev_charging = StrictBooleanFilter(method="filter_ev_charging", label="Has EV charging bays")
+    accessible = StrictBooleanFilter(method="filter_accessible", label="Has accessible bays")
     vehicle_height_m = django_filters.NumberFilter(
         method="filter_vehicle_height",
         min_value=Decimal("0.5"),
