@@ -118,10 +118,10 @@ def normalise_plate(raw: str) -> str:
 
     Raises ``ValueError`` for any other character, or a result outside 2-10 characters.
     """
-    if not PLATE_ALLOWED.match(raw or ""):
+    if not isinstance(raw, str) or not PLATE_ALLOWED.fullmatch(raw):
         raise ValueError("A plate may contain only letters, digits, spaces and dashes.")
     plate = re.sub(r"[ \-]", "", raw).upper()
-    if not PLATE_NORMALISED.match(plate):
+    if not PLATE_NORMALISED.fullmatch(plate):
         raise ValueError("A plate has 2 to 10 letters and digits.")
     return plate
 

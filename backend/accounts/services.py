@@ -121,7 +121,7 @@ def invitation_create(*, actor: User, email: str, role: str, is_company_admin: b
 
 
 @transaction.atomic
-def invitation_accept(*, token: str, password: str | None, first_name: str = "", last_name: str = "") -> User:
+def invitation_accept(*, token: str, password: str | None = None, first_name: str = "", last_name: str = "") -> User:
     """Join the inviting company: a new account, or an existing driver account turned staff."""
     invitation = Invitation.objects.select_for_update().filter(token=token).first()
     now = clock.now()
@@ -157,11 +157,18 @@ def invitation_accept(*, token: str, password: str | None, first_name: str = "",
 @transaction.atomic
 def staff_remove(*, actor: User, member: User) -> User:
     """Remove someone from the company. They keep their account, as a driver."""
+    # Lock every admin of the company (in primary-key order, so two removals cannot deadlock)
+    # before counting them: two admins removing each other at once must not both succeed.
+    admin_ids = list(
+        User.objects.select_for_update()
+        .filter(company_id=member.company_id, is_company_admin=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     member = User.objects.select_for_update().get(pk=member.pk)
     company: Company | None = member.company
     if member.is_company_admin:
-        remaining_admins = User.objects.filter(company=company, is_company_admin=True).exclude(pk=member.pk)
-        if not remaining_admins.exists():
+        if not [pk for pk in admin_ids if pk != member.pk]:
             raise Conflict("A company keeps at least one admin.", code="last_company_admin")
     before = _staff_snapshot(member)
     member.role = Role.DRIVER

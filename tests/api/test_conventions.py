@@ -16,7 +16,7 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert response.status_code == status
     assert response["Content-Type"] == "application/problem+json"
     body = response.json()
-    assert PROBLEM_KEYS <= set(body)
+    assert set(body) >= PROBLEM_KEYS
     assert body["status"] == status
     assert body["code"] == code
     return body

@@ -64,7 +64,9 @@ class InvitationSerializer(serializers.ModelSerializer):
 
 class InvitationAcceptSerializer(serializers.Serializer):
     token = serializers.CharField(max_length=64)
-    password = serializers.CharField(write_only=True, required=False, max_length=128)
+    password = serializers.CharField(
+        write_only=True, required=False, max_length=128, help_text="Needed only when no account has this e-mail yet."
+    )
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
