@@ -167,9 +167,8 @@ def staff_remove(*, actor: User, member: User) -> User:
     )
     member = User.objects.select_for_update().get(pk=member.pk)
     company: Company | None = member.company
-    if member.is_company_admin:
-        if not [pk for pk in admin_ids if pk != member.pk]:
-            raise Conflict("A company keeps at least one admin.", code="last_company_admin")
+    if member.is_company_admin and not [pk for pk in admin_ids if pk != member.pk]:
+        raise Conflict("A company keeps at least one admin.", code="last_company_admin")
     before = _staff_snapshot(member)
     member.role = Role.DRIVER
     member.company = None
