@@ -159,6 +159,8 @@ def staff_remove(*, actor: User, member: User) -> User:
     """Remove someone from the company. They keep their account, as a driver."""
     # Lock every admin of the company (in primary-key order, so two removals cannot deadlock)
     # before counting them: two admins removing each other at once must not both succeed.
+    if member.company_id is None:
+        raise Conflict("This person is not a member of a company.", code="not_a_member")
     admin_ids = list(
         User.objects.select_for_update()
         .filter(company_id=member.company_id, is_company_admin=True)
