@@ -296,3 +296,17 @@ LOGGING = {
 # --- Domain defaults ----------------------------------------------------------------------
 SEARCH_MAX_RADIUS_KM = 50
 CSRF_FAILURE_VIEW = "backend.api.errors.csrf_failure_view"
+PRICING_DEFAULT_RATE_CARD = {
+    "hourly_rate": "2.50",
+    "daily_maximum": "20.00",
+    "minimum_charge": "1.00",
+    "tax_rate": "0.20",
+}
+
+# --- Bookings -----------------------------------------------------------------------------
+BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=10)
+BOOKING_MAX_UNPAID_HOLDS = env.int("BOOKING_MAX_UNPAID_HOLDS", default=3)
+BOOKING_MAX_STAY_DAYS = env.int("BOOKING_MAX_STAY_DAYS", default=30)
+BOOKING_MAX_ADVANCE_DAYS = env.int("BOOKING_MAX_ADVANCE_DAYS", default=365)
+BOOKING_SLOT_MINUTES = 15
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)

@@ -72,6 +72,15 @@ class CarPark(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text="Vehicle height limit in metres; empty for none.",
     )
+    free_cancellation_hours = models.PositiveSmallIntegerField(
+        default=24, validators=[MaxValueValidator(24 * 30)], help_text="Full refund until this many hours before start."
+    )
+    late_cancellation_refund_percent = models.PositiveSmallIntegerField(
+        default=50, validators=[MaxValueValidator(100)], help_text="Share refunded when cancelling later than that."
+    )
+    entry_grace_minutes = models.PositiveSmallIntegerField(
+        default=15, validators=[MaxValueValidator(240)], help_text="How early before its start a booking may enter."
+    )
     internal_notes = models.TextField(blank=True, help_text="Private to the operator's staff.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -90,6 +99,9 @@ class CarPark(models.Model):
             models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90), name="carpark_latitude_range"),
             models.CheckConstraint(
                 condition=Q(longitude__gte=-180, longitude__lte=180), name="carpark_longitude_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(late_cancellation_refund_percent__lte=100), name="carpark_refund_percent_range"
             ),
         ]
 
