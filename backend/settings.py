@@ -113,7 +113,10 @@ else:
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # Every test run gets its own database, so parallel runs on one server never collide.
-_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_parking_{os.getpid()}")}
+_test_db_name = f"test_parking_{os.getpid()}"
+if _db["ENGINE"].endswith("sqlite3"):  # a file under var/, not in the working directory
+    _test_db_name = str(VAR_DIR / f"{_test_db_name}.sqlite3")
+_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=_test_db_name)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -------------------------------------------------------------------
@@ -311,3 +314,50 @@ BOOKING_MAX_STAY_DAYS = env.int("BOOKING_MAX_STAY_DAYS", default=30)
 BOOKING_MAX_ADVANCE_DAYS = env.int("BOOKING_MAX_ADVANCE_DAYS", default=365)
 BOOKING_SLOT_MINUTES = 15
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
+BOOKING_REMINDER_HOURS = env.int("BOOKING_REMINDER_HOURS", default=2)
+BOOKING_RECEIPT_BRAND = env.str("BOOKING_RECEIPT_BRAND", default="Parking")
+# Sweeps, never one delayed task per hold: a lost task must not keep a bay held forever.
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "bookings-expire-holds": {"task": "bookings.tasks.expire_holds", "schedule": timedelta(minutes=1)},
+        "bookings-mark-no-shows": {"task": "bookings.tasks.mark_no_shows", "schedule": timedelta(minutes=5)},
+        "bookings-send-reminders": {"task": "bookings.tasks.send_reminders", "schedule": timedelta(minutes=5)},
+        "bookings-purge-idempotency": {
+            "task": "bookings.tasks.purge_idempotency_records",
+            "schedule": timedelta(hours=6),
+        },
+    }
+)
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=24)
+
+# --- Pricing: rate policy -------------------------------------------------------------------
+# Price elasticity of occupancy when history cannot estimate one and the operator set none:
+# parking studies report about -0.4 (a 10% higher rate loses about 4% of occupancy).
+PRICING_DEFAULT_ELASTICITY = env.float("PRICING_DEFAULT_ELASTICITY", default=-0.4)
+PRICING_DEFAULT_BAND = (0.70, 0.85)
+PRICING_PUBLISH_DAYS = env.int("PRICING_PUBLISH_DAYS", default=7)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "pricing-publish-rates": {"task": "pricing.tasks.publish_rates_task", "schedule": timedelta(hours=1)},
+        "pricing-estimate-elasticities": {
+            "task": "pricing.tasks.estimate_elasticities_task",
+            "schedule": timedelta(days=1),
+        },
+    }
+)
+
+# --- Pricing: demand model ------------------------------------------------------------------
+# Nightly retraining, after the day's occupancy has been handed over; promoted only if it beats
+# the seasonal-naive baseline on the last PRICING_TRAIN_HOLDOUT_WEEKS weeks.
+from celery.schedules import crontab  # noqa: E402
+
+PRICING_TRAIN_HOLDOUT_WEEKS = env.int("PRICING_TRAIN_HOLDOUT_WEEKS", default=2)
+CELERY_BEAT_SCHEDULE["pricing-train-demand-model"] = {
+    "task": "pricing.tasks.train_demand_model",
+    "schedule": crontab(hour=2, minute=30),
+    "kwargs": {"holdout_weeks": PRICING_TRAIN_HOLDOUT_WEEKS},
+}
+
+# --- Gate -----------------------------------------------------------------------------------
+# Minutes after a booking's end that an exit is still free; later, the whole overstay is charged.
+BOOKING_EXIT_GRACE_MINUTES = env.int("BOOKING_EXIT_GRACE_MINUTES", default=10)

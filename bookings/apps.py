@@ -3,3 +3,13 @@ from django.apps import AppConfig
 
 class BookingsConfig(AppConfig):
     name = "bookings"
+
+    def ready(self) -> None:
+        # Inventory changes in backend.carparks must respect what is sold; it cannot import us.
+        from backend.carparks import services as carparks
+        from bookings import services
+
+        if services.guard_capacity_change not in carparks.capacity_guards:
+            carparks.capacity_guards.append(services.guard_capacity_change)
+            carparks.closure_guards.append(services.guard_closure)
+            carparks.closure_removed_hooks.append(services.on_closure_removed)

@@ -231,7 +231,8 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     is_complete = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # Text, not JSON: jsonb reorders keys, and a replay must be byte-identical to the first answer.
+    response_body = models.TextField(blank=True, default="")
     response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

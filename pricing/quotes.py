@@ -35,8 +35,8 @@ class QuoteLine:
             "kind": self.kind,
             "description": self.description,
             "amount_minor": self.amount.to_minor(),
-            "starts_at": self.starts_at,
-            "ends_at": self.ends_at,
+            "starts_at": self.starts_at.isoformat() if self.starts_at else None,
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
         }
 
 

@@ -20,9 +20,11 @@ from backend.core import clock
 # affected bookings when a change would cut capacity below what is sold. The inventory cannot
 # import bookings (dependencies point one way), so bookings plugs itself in at start-up.
 CapacityGuard = Callable[[CarPark], None]
-ClosureGuard = Callable[[Closure], None]
+ClosureGuard = Callable[[Closure, bool], None]
+ClosureRemovedHook = Callable[[Closure], None]
 capacity_guards: list[CapacityGuard] = []
 closure_guards: list[ClosureGuard] = []
+closure_removed_hooks: list[ClosureRemovedHook] = []
 
 EDITABLE_FIELDS = (
     "name",
@@ -109,14 +111,23 @@ def _closure_snapshot(closure: Closure) -> dict[str, Any]:
 
 
 @transaction.atomic
-def closure_create(*, actor: User, car_park: CarPark, starts_at: datetime, ends_at: datetime, reason: str) -> Closure:
-    """Close a car park for a period. Guards (bookings) decide what happens to bookings inside it."""
+def closure_create(
+    *,
+    actor: User,
+    car_park: CarPark,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    cancel_affected_bookings: bool = False,
+) -> Closure:
+    """Close a car park for a period. Guards (bookings) refuse it while bookings overlap it, listing
+    them, unless ``cancel_affected_bookings``: then those bookings are cancelled and refunded."""
     CarPark.objects.select_for_update().get(pk=car_park.pk)
     closure = Closure(car_park=car_park, starts_at=starts_at, ends_at=ends_at, reason=reason)
     closure.full_clean()
     closure.save()
     for guard in closure_guards:
-        guard(closure)
+        guard(closure, cancel_affected_bookings)
     audit_record(actor=actor, action="closure.create", target=closure, before=None, after=_closure_snapshot(closure))
     return closure
 
@@ -126,3 +137,5 @@ def closure_delete(*, actor: User, closure: Closure) -> None:
     before = _closure_snapshot(closure)
     audit_record(actor=actor, action="closure.delete", target=closure, before=before, after=None)
     closure.delete()
+    for hook in closure_removed_hooks:
+        hook(closure)

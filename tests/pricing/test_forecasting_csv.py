@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pricing.forecasting.csv_reader import read_occupancy_csv
+from tests.shared_data import BIRMINGHAM
 
-BIRMINGHAM = Path("/work/shared/data/birmingham-parking.csv")
 needs_data = pytest.mark.skipif(not BIRMINGHAM.exists(), reason="Birmingham CSV not available")
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from pricing.forecasting import CarParkSeries, evaluate_forecast, plot_forecasts, read_occupancy_csv
 from pricing.forecasting.features import build_panel, seasonal_naive
+from tests.shared_data import BIRMINGHAM
 
 from .test_forecasting_model import TZ, synthetic_series
 
-BIRMINGHAM = Path("/work/shared/data/birmingham-parking.csv")
 needs_data = pytest.mark.skipif(not BIRMINGHAM.exists(), reason="Birmingham CSV not available")
 
 

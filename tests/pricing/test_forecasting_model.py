@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -12,9 +11,9 @@ import pytest
 
 from pricing.forecasting import CarParkSeries, ForecastRequest, OccupancyForecaster, read_occupancy_csv
 from pricing.forecasting.features import build_features, build_panel
+from tests.shared_data import BIRMINGHAM
 
 TZ = "Europe/London"
-BIRMINGHAM = Path("/work/shared/data/birmingham-parking.csv")
 
 
 def local(*args: int) -> datetime:

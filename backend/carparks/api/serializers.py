@@ -7,11 +7,11 @@ from datetime import time
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from backend.api.fields import AwareDateTimeField
 from backend.carparks.hours import Period
 from backend.carparks.models import MAX_CAPACITY, CarPark, Closure, Weekday
 from backend.core.money import MINOR_UNITS
@@ -308,30 +308,15 @@ class ClosureSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "car_park", "created_at"]
 
 
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 date-time with an offset or ``Z``; a naive one is refused, never guessed."""
-
-    default_error_messages = {
-        **serializers.DateTimeField.default_error_messages,
-        "naive": "Give a time zone offset or Z (e.g. 2026-12-01T08:00:00Z).",
-    }
-
-    def to_internal_value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            parsed = super().to_internal_value(value)
-            from django.utils.dateparse import parse_datetime
-
-            raw = parse_datetime(value.strip())
-            if raw is not None and timezone.is_naive(raw):
-                self.fail("naive")
-            return parsed
-        return super().to_internal_value(value)
-
-
 class ClosureInputSerializer(serializers.Serializer):
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField()
     reason = serializers.CharField(max_length=300)
+    cancel_affected_bookings = serializers.BooleanField(
+        default=False,
+        help_text="Without it, a closure over live bookings is refused (409) with their list; with it, "
+        "they are cancelled, refunded in full and their drivers told.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["ends_at"] <= attrs["starts_at"]:

@@ -1,0 +1,27 @@
+"""Serializer fields shared by every app's API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time with an offset or ``Z``; a naive one is refused, never guessed."""
+
+    default_error_messages = {
+        **serializers.DateTimeField.default_error_messages,
+        "naive": "Give a time zone offset or Z (e.g. 2026-12-01T08:00:00Z).",
+    }
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = super().to_internal_value(value)
+            raw = parse_datetime(value.strip())
+            if raw is not None and timezone.is_naive(raw):
+                self.fail("naive")
+            return parsed
+        return super().to_internal_value(value)

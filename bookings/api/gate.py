@@ -1,0 +1,277 @@
+"""The gate API: entries and exits (operator staff or the car park's gate devices), and devices.
+
+``POST /carparks/{id}/entries`` and ``/exits`` take ``{"code"}`` or ``{"plate"}``; drivers and
+marketing get 403, another company's car park is 404, a device of another car park is 403.
+``/carparks/{id}/gate-devices`` lets the car park's operator staff create (token shown once),
+list and revoke devices.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from backend.accounts.models import User, normalise_plate
+from backend.accounts.permissions import IsOperator, acting_user
+from backend.api.fields import AwareDateTimeField
+from backend.carparks.api.views import operator_car_park
+from backend.carparks.models import CarPark
+from backend.core import clock
+from bookings import gate
+from bookings.api.authentication import DeviceTokenAuthentication, gate_device_of
+from bookings.models import Booking, BookingStatus, GateDevice, GateEventKind, PaymentStatus
+
+CLOCK_SKEW = timedelta(minutes=1)
+CODE_PATTERN = re.compile(r"^[A-Z0-9]{4,12}$")
+CAR_PARK_PARAMETER = OpenApiParameter("car_park_id", int, OpenApiParameter.PATH, description="The car park's id.")
+
+
+# --- wire shapes -------------------------------------------------------------------------------
+
+
+class GatePassageInputSerializer(serializers.Serializer):
+    """Exactly one of ``code`` and ``plate``; ``occurred_at`` defaults to now."""
+
+    code = serializers.CharField(required=False, max_length=32, help_text="The booking code, e.g. ABCD2345.")
+    plate = serializers.CharField(required=False, max_length=32, help_text="The plate as read, e.g. 'AB12 CDE'.")
+    occurred_at = AwareDateTimeField(required=False, help_text="When the vehicle passed (default: now).")
+
+    def validate_code(self, value: str) -> str:
+        code = re.sub(r"[\s\-]", "", value).upper()
+        if not CODE_PATTERN.fullmatch(code):
+            raise serializers.ValidationError("A booking code has 4 to 12 letters and digits.", code="invalid_code")
+        return code
+
+    def validate_plate(self, value: str) -> str:
+        try:
+            return normalise_plate(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_plate") from None
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        if value > clock.now() + CLOCK_SKEW:
+            raise serializers.ValidationError("The time is in the future.", code="in_future")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("code" in attrs) == ("plate" in attrs):
+            raise serializers.ValidationError("Give either a booking code or a plate, not both.", code="code_or_plate")
+        attrs.setdefault("occurred_at", clock.now())
+        return attrs
+
+
+class GateBookingSerializer(serializers.ModelSerializer):
+    # Only the states the gate leaves a booking in (its own enum in the schema).
+    status = serializers.ChoiceField(
+        choices=[(BookingStatus.CHECKED_IN.value, "Checked in"), (BookingStatus.COMPLETED.value, "Completed")]
+    )
+
+    class Meta:
+        model = Booking
+        fields = ["id", "status", "plate", "start", "end"]
+
+
+class OverstayPaymentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=[(PaymentStatus.PENDING.value, "Pending"), (PaymentStatus.SUCCEEDED.value, "Succeeded")],
+        help_text="Succeeded when the saved card paid; pending while the driver has to pay in the app.",
+    )
+
+
+class OverstaySerializer(serializers.Serializer):
+    minutes = serializers.IntegerField(help_text="Minutes past the booking's end.")
+    amount_minor = serializers.IntegerField()
+    currency = serializers.CharField()
+    payment = OverstayPaymentSerializer()
+
+
+class GatePassageResultSerializer(serializers.Serializer):
+    """The answer to an entry or an exit (``overstay`` is always null for an entry)."""
+
+    event_id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=GateEventKind.choices)
+    occurred_at = serializers.DateTimeField()
+    open_gate = serializers.BooleanField()
+    drive_up = serializers.BooleanField(help_text="No booking matched: counted as a drive-up.")
+    plate = serializers.CharField(allow_blank=True)
+    booking = GateBookingSerializer(allow_null=True)
+    overstay = OverstaySerializer(allow_null=True)
+
+
+class GateDeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GateDevice
+        fields = ["id", "name", "token_prefix", "created_at", "revoked_at", "last_used_at"]
+
+
+class GateDeviceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class GateDeviceCreatedSerializer(GateDeviceSerializer):
+    token = serializers.CharField(help_text="Shown only now: send it as 'Authorization: Device <token>'.")
+
+    class Meta(GateDeviceSerializer.Meta):
+        fields = [*GateDeviceSerializer.Meta.fields, "token"]
+
+
+def _passage_data(passage: gate.GatePassage) -> dict[str, Any]:
+    overstay = passage.overstay
+    return {
+        "event_id": passage.event.pk,
+        "kind": passage.event.kind,
+        "occurred_at": passage.event.occurred_at,
+        "open_gate": True,
+        "drive_up": passage.is_drive_up,
+        "plate": passage.event.plate,
+        "booking": passage.booking,
+        "overstay": None
+        if overstay is None
+        else {
+            "minutes": overstay.minutes,
+            "amount_minor": overstay.amount_minor,
+            "currency": overstay.currency,
+            "payment": {"id": overstay.payment.pk, "status": overstay.payment.status},
+        },
+    }
+
+
+# --- who may open the gate ---------------------------------------------------------------------
+
+
+class IsOperatorOrGateDevice(BasePermission):
+    """Operator staff (scoped to their company's car parks by the view) or a gate device."""
+
+    message = "Only the car park's operator staff or its gate devices may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if gate_device_of(request) is not None:
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and getattr(user, "is_operator", False))
+
+
+class _GateView(APIView):
+    # Devices here only; people sign in as everywhere else.
+    authentication_classes = [DeviceTokenAuthentication, JWTAuthentication, SessionAuthentication]
+    permission_classes = [IsOperatorOrGateDevice]
+
+    def _caller(self, request: Request, car_park_id: int) -> tuple[CarPark, GateDevice | None, User | None]:
+        """The car park, and the device or staff member at the gate (a device of another car park: 403)."""
+        device = gate_device_of(request)
+        if device is None:
+            return operator_car_park(request, car_park_id), None, acting_user(request)
+        if device.car_park_id != int(car_park_id):
+            raise PermissionDenied("This gate device belongs to another car park.", code="wrong_car_park")
+        return get_object_or_404(CarPark.objects.live(), pk=car_park_id), device, None
+
+    def _input(self, request: Request) -> dict[str, Any]:
+        data = GatePassageInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return data.validated_data
+
+
+class EntryView(_GateView):
+    @extend_schema(
+        operation_id="carparks_entries_create",
+        summary="A vehicle enters: check in its booking (by code or plate) or count a drive-up",
+        parameters=[CAR_PARK_PARAMETER],
+        request=GatePassageInputSerializer,
+        responses={201: GatePassageResultSerializer},
+    )
+    def post(self, request: Request, car_park_id: int) -> Response:
+        car_park, device, staff = self._caller(request, car_park_id)
+        values = self._input(request)
+        passage = gate.gate_entry_record(
+            car_park=car_park,
+            code=values.get("code"),
+            plate=values.get("plate"),
+            occurred_at=values["occurred_at"],
+            device=device,
+            staff=staff,
+        )
+        return Response(GatePassageResultSerializer(_passage_data(passage)).data, status=status.HTTP_201_CREATED)
+
+
+class ExitView(_GateView):
+    @extend_schema(
+        operation_id="carparks_exits_create",
+        summary="A vehicle leaves: complete its booking (overstay charged) or count a drive-up",
+        parameters=[CAR_PARK_PARAMETER],
+        request=GatePassageInputSerializer,
+        responses={201: GatePassageResultSerializer},
+    )
+    def post(self, request: Request, car_park_id: int) -> Response:
+        car_park, device, staff = self._caller(request, car_park_id)
+        values = self._input(request)
+        passage = gate.gate_exit_record(
+            car_park=car_park,
+            code=values.get("code"),
+            plate=values.get("plate"),
+            occurred_at=values["occurred_at"],
+            device=device,
+            staff=staff,
+        )
+        return Response(GatePassageResultSerializer(_passage_data(passage)).data, status=status.HTTP_201_CREATED)
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The car park's gate devices (its operator staff)", parameters=[CAR_PARK_PARAMETER]),
+    create=extend_schema(
+        summary="Register a gate device; its token is shown only in this answer",
+        parameters=[CAR_PARK_PARAMETER],
+        request=GateDeviceCreateSerializer,
+        responses={201: GateDeviceCreatedSerializer},
+    ),
+    destroy=extend_schema(
+        summary="Revoke a gate device's token", parameters=[CAR_PARK_PARAMETER], responses={204: None}
+    ),
+)
+class GateDeviceViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAuthenticated, IsOperator]
+    serializer_class = GateDeviceSerializer
+    lookup_value_regex = r"\d+"
+    queryset = GateDevice.objects.none()  # for the schema; get_queryset scopes to the car park
+
+    def _car_park(self) -> CarPark:
+        return operator_car_park(self.request, self.kwargs["car_park_id"])
+
+    def get_queryset(self) -> QuerySet[GateDevice]:
+        if getattr(self, "swagger_fake_view", False):
+            return GateDevice.objects.none()
+        return GateDevice.objects.filter(car_park=self._car_park()).order_by("-created_at", "-pk")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        car_park = self._car_park()
+        data = GateDeviceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device, token = gate.device_token_create(
+            actor=acting_user(request), car_park=car_park, name=data.validated_data["name"]
+        )
+        body = {**GateDeviceSerializer(device).data, "token": token}
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/carparks/{car_park.pk}/gate-devices/{device.pk}"},
+        )
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        gate.device_token_revoke(actor=acting_user(request), device=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

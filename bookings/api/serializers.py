@@ -1,0 +1,164 @@
+"""Wire shapes of the bookings API. Amounts are integer minor units with an ISO currency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from backend.api.fields import AwareDateTimeField
+from backend.carparks.models import BayType
+from bookings.models import Booking, BookingExtension, Payment, PaymentKind, PaymentStatus
+from pricing.quotes import Quote
+
+PAYMENT_METHODS = ("pm_card_visa", "pm_card_chargeDeclined")
+
+
+class WindowQuerySerializer(serializers.Serializer):
+    """``start``/``end`` query parameters (with an offset) and an optional bay type."""
+
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    bay_type = serializers.ChoiceField(choices=BayType.choices, default=BayType.STANDARD)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."}, code="end_before_start")
+        return attrs
+
+
+class OptionalWindowQuerySerializer(WindowQuerySerializer):
+    start = AwareDateTimeField(required=False)
+    end = AwareDateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("start" in attrs) != ("end" in attrs):
+            missing = "end" if "start" in attrs else "start"
+            raise serializers.ValidationError({missing: "Give start and end together."}, code="required")
+        return super().validate(attrs) if "start" in attrs else attrs
+
+
+class BookingCreateSerializer(serializers.Serializer):
+    car_park = serializers.IntegerField(min_value=1)
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    vehicle = serializers.IntegerField(min_value=1, help_text="The id of one of your vehicles.")
+    bay_type = serializers.ChoiceField(choices=BayType.choices, default=BayType.STANDARD)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."}, code="end_before_start")
+        return attrs
+
+
+class ExtendSerializer(serializers.Serializer):
+    end = AwareDateTimeField(help_text="The new end of the stay.")
+
+
+class OfflineConfirmSerializer(serializers.Serializer):
+    payment_method = serializers.ChoiceField(
+        choices=PAYMENT_METHODS, help_text="pm_card_visa succeeds; pm_card_chargeDeclined is declined."
+    )
+
+
+def quote_data(quote: Quote) -> dict[str, Any]:
+    return {
+        "car_park": quote.car_park_id,
+        "start": quote.start.isoformat(),
+        "end": quote.end.isoformat(),
+        "amount_minor": quote.amount_minor,
+        "currency": quote.currency,
+        "tax_minor": quote.tax.to_minor(),
+        "tax_rate": str(quote.tax_rate),
+        "lines": [line.as_dict() for line in quote.lines],
+        "rate_source": quote.rate_source,
+        "cancellation_policy": quote.cancellation_policy.as_dict(),
+        "valid_until": quote.valid_until.isoformat(),
+    }
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["id", "kind", "provider", "client_secret", "status", "amount_minor", "currency", "refunded_minor"]
+
+
+class ExtensionSerializer(serializers.ModelSerializer):
+    payment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BookingExtension
+        fields = ["id", "status", "old_end", "new_end", "amount_minor", "currency", "hold_expires_at", "payment"]
+
+    @extend_schema_field(PaymentSerializer(allow_null=True))
+    def get_payment(self, extension: BookingExtension) -> dict[str, Any] | None:
+        payment = next(iter(extension.payments.all()), None)
+        return PaymentSerializer(payment).data if payment is not None else None
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    payment = serializers.SerializerMethodField()
+    extensions = ExtensionSerializer(many=True, read_only=True)
+    paid_minor = serializers.SerializerMethodField()
+    refunded_minor = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Booking
+        fields = [
+            "id",
+            "status",
+            "car_park",
+            "start",
+            "end",
+            "vehicle",
+            "plate",
+            "bay_type",
+            "amount_minor",
+            "currency",
+            "tax_minor",
+            "tax_rate",
+            "price_lines",
+            "paid_minor",
+            "refunded_minor",
+            "hold_expires_at",
+            "code",
+            "payment",
+            "extensions",
+            "created_at",
+            "confirmed_at",
+            "checked_in_at",
+            "checked_out_at",
+            "cancelled_at",
+            "cancellation_reason",
+            "links",
+        ]
+
+    def _payments(self, booking: Booking) -> list[Payment]:
+        return list(booking.payments.all())
+
+    @extend_schema_field(PaymentSerializer(allow_null=True))
+    def get_payment(self, booking: Booking) -> dict[str, Any] | None:
+        """The booking's own payment (not an extension's or an overstay's)."""
+        payments = [p for p in self._payments(booking) if p.kind == PaymentKind.BOOKING]
+        return PaymentSerializer(payments[-1]).data if payments else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_paid_minor(self, booking: Booking) -> int:
+        return sum(p.amount_minor for p in self._payments(booking) if p.status == PaymentStatus.SUCCEEDED)
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_refunded_minor(self, booking: Booking) -> int:
+        return sum(p.refunded_minor for p in self._payments(booking))
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_links(self, booking: Booking) -> dict[str, str | None]:
+        has_code = bool(booking.code)
+        return {
+            "receipt": reverse("booking-receipt", args=[booking.pk]) if has_code else None,
+            "receipt_pdf": reverse("booking-receipt-pdf", args=[booking.pk]) if has_code else None,
+            "qr": reverse("booking-qr", args=[booking.pk]) if has_code else None,
+        }

@@ -1,0 +1,430 @@
+"""The gate: entries and exits by booking code or plate, drive-ups, overstay charges, device tokens.
+
+A booked car enters from ``start - entry_grace`` until its ``end`` and leaves whenever it likes; an
+exit later than ``end + BOOKING_EXIT_GRACE_MINUTES`` owes the overstay at the car park's price. A
+plate the gate cannot match to a booking is a drive-up: the event is recorded (and counted in the
+real occupancy) but it takes nothing from the booking ledger, which only tracks what is sold.
+
+Gate devices authenticate with a random token shown once; only its first characters and its
+SHA-256 hash are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+
+from backend.accounts.models import User
+from backend.api.errors import Conflict, DomainError, InvalidInput
+from backend.audit.services import audit_record
+from backend.carparks.models import CarPark
+from backend.core import clock
+from bookings import ledger, occupancy, services
+from bookings.models import (
+    Booking,
+    BookingStatus,
+    GateDevice,
+    GateEvent,
+    GateEventKind,
+    Payment,
+    PaymentKind,
+    SavedCard,
+)
+from bookings.payments.gateway import get_provider
+from bookings.payments.providers import PAYMENT_SUCCEEDED, PaymentDeclined, PaymentProviderError
+from pricing.selectors import quote_for_window
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX_LENGTH = 8
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+class BookingNotFound(DomainError):
+    status = 404
+    code = "booking_not_found"
+    title = "Not found"
+
+
+class TooEarly(Conflict):
+    code = "too_early"
+
+
+class AlreadyInside(Conflict):
+    code = "already_inside"
+
+
+class NotInside(Conflict):
+    code = "not_inside"
+
+
+class BookingNotActive(Conflict):
+    code = "booking_not_active"
+
+
+class InvalidDeviceToken(Exception):
+    """A device token that is unknown (``code`` ``device_token_invalid``) or revoked (``device_token_revoked``)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Overstay:
+    minutes: int
+    amount_minor: int
+    currency: str
+    payment: Payment
+
+
+@dataclass(frozen=True, slots=True)
+class GatePassage:
+    """What the gate did: the event it recorded, the booking it matched (none for a drive-up)."""
+
+    event: GateEvent
+    booking: Booking | None
+    overstay: Overstay | None = None
+
+    @property
+    def is_drive_up(self) -> bool:
+        return self.event.is_drive_up
+
+
+# --- device tokens -----------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def device_token_create(*, actor: User, car_park: CarPark, name: str) -> tuple[GateDevice, str]:
+    """Register a gate device and return it with its token, the only time the token is seen."""
+    token = secrets.token_urlsafe(32)
+    device = GateDevice.objects.create(
+        car_park=car_park, name=name, token_prefix=token[:TOKEN_PREFIX_LENGTH], token_hash=_token_hash(token)
+    )
+    audit_record(
+        actor=actor,
+        action="gate_device.create",
+        target=device,
+        before=None,
+        after={"car_park": car_park.pk, "name": name, "token_prefix": device.token_prefix},
+        company=car_park.company,
+    )
+    return device, token
+
+
+def device_token_verify(token: str, *, now: datetime | None = None) -> GateDevice:
+    """The live device holding ``token`` (its ``last_used_at`` set to now).
+
+    Raises ``InvalidDeviceToken`` for an unknown or a revoked token.
+    """
+    now = now or clock.now()
+    device = GateDevice.objects.filter(token_hash=_token_hash(token)).first()
+    if device is None:
+        raise InvalidDeviceToken("Unknown gate device token.", code="device_token_invalid")
+    if device.revoked_at is not None:
+        raise InvalidDeviceToken("This gate device token was revoked.", code="device_token_revoked")
+    GateDevice.objects.filter(pk=device.pk).update(last_used_at=now)
+    device.last_used_at = now
+    return device
+
+
+@transaction.atomic
+def device_token_revoke(*, actor: User, device: GateDevice, now: datetime | None = None) -> GateDevice:
+    """Revoke a device's token for good (revoking twice keeps the first time)."""
+    now = now or clock.now()
+    device = GateDevice.objects.select_for_update().select_related("car_park__company").get(pk=device.pk)
+    if device.revoked_at is None:
+        device.revoked_at = now
+        device.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor,
+            action="gate_device.revoke",
+            target=device,
+            before={"revoked_at": None},
+            after={"revoked_at": now.isoformat()},
+            company=device.car_park.company,
+        )
+    return device
+
+
+# --- entry -------------------------------------------------------------------------------------
+
+
+def _entry_opens(booking: Booking, car_park: CarPark) -> datetime:
+    return booking.start - timedelta(minutes=car_park.entry_grace_minutes)
+
+
+def _check_entry_allowed(booking: Booking, car_park: CarPark, at: datetime) -> None:
+    if booking.status == BookingStatus.CHECKED_IN:
+        raise AlreadyInside("This booking's vehicle is already inside.", extra={"booking_id": booking.pk})
+    if booking.status != BookingStatus.CONFIRMED:
+        raise BookingNotActive(
+            f"A booking that is {booking.status} cannot enter.", extra={"booking_status": booking.status}
+        )
+    earliest = _entry_opens(booking, car_park)
+    if at < earliest:
+        raise TooEarly(
+            f"This booking may enter from {earliest.isoformat()}.", extra={"earliest_entry": earliest.isoformat()}
+        )
+    if at >= booking.end:
+        raise BookingNotActive(
+            "This booking has ended.", code="booking_ended", extra={"booking_status": booking.status}
+        )
+
+
+def _locked_booking_by_code(car_park: CarPark, code: str) -> Booking:
+    try:
+        return Booking.objects.select_for_update().get(code=code, car_park=car_park)
+    except Booking.DoesNotExist:
+        raise BookingNotFound("No booking with this code at this car park.") from None
+
+
+def _locked_booking_entering_by_plate(car_park: CarPark, plate: str, at: datetime) -> Booking | None:
+    """The confirmed booking for ``plate`` whose entry window holds ``at`` (earliest start first)."""
+    grace = timedelta(minutes=car_park.entry_grace_minutes)
+    candidates = Booking.objects.filter(
+        car_park=car_park, plate=plate, status=BookingStatus.CONFIRMED, start__lte=at + grace, end__gt=at
+    ).order_by("start", "pk")
+    return candidates.select_for_update().first()
+
+
+def gate_entry_record(
+    *,
+    car_park: CarPark,
+    code: str | None = None,
+    plate: str | None = None,
+    occurred_at: datetime,
+    device: GateDevice | None = None,
+    staff: User | None = None,
+) -> GatePassage:
+    """Let a vehicle in by booking ``code`` or normalised ``plate``.
+
+    A code must belong to a confirmed booking of this car park whose entry window
+    (``start - entry_grace <= occurred_at < end``) holds ``occurred_at``: the booking is checked in.
+    A plate checks in such a booking when there is one; otherwise it is a drive-up.
+
+    Raises ``BookingNotFound`` (404) for a code unknown at this car park, ``TooEarly`` (409, with
+    ``earliest_entry``), ``AlreadyInside`` (409) when the booking (or, by plate, a booking of that
+    plate still running) is already checked in, ``BookingNotActive`` (409) for a booking that is not
+    confirmed or has ended.
+    """
+    booking: Booking | None
+    with transaction.atomic():
+        if code is not None:
+            booking = _locked_booking_by_code(car_park, code)
+            _check_entry_allowed(booking, car_park, occurred_at)
+        elif plate is not None:
+            inside = Booking.objects.filter(
+                car_park=car_park, plate=plate, status=BookingStatus.CHECKED_IN, end__gt=occurred_at
+            ).first()
+            if inside is not None:  # a second read of the same car: the gate must not count it twice
+                raise AlreadyInside("A booking for this plate is already inside.", extra={"booking_id": inside.pk})
+            booking = _locked_booking_entering_by_plate(car_park, plate, occurred_at)
+        else:
+            raise _code_or_plate_required()
+
+        if booking is None:
+            event = _event_create(car_park, GateEventKind.ENTRY, occurred_at, plate or "", None, device, staff)
+        else:
+            booking.status = BookingStatus.CHECKED_IN
+            booking.checked_in_at = occurred_at
+            booking.save(update_fields=["status", "checked_in_at"])
+            event = _event_create(car_park, GateEventKind.ENTRY, occurred_at, booking.plate, booking, device, staff)
+            services._after_commit_occupancy(booking.pk)
+        _after_commit_publish_gate_hour(car_park.pk, occurred_at)
+    return GatePassage(event=event, booking=booking)
+
+
+# --- exit --------------------------------------------------------------------------------------
+
+
+def _locked_booking_leaving_by_plate(car_park: CarPark, plate: str) -> Booking | None:
+    """The checked-in booking for ``plate`` that entered last (an older one lost its exit event)."""
+    inside = Booking.objects.filter(car_park=car_park, plate=plate, status=BookingStatus.CHECKED_IN)
+    return inside.order_by("-checked_in_at", "-pk").select_for_update().first()
+
+
+def overstay_minutes(booking: Booking, at: datetime) -> int:
+    """Whole minutes (rounded up) past the booking's end, or 0 within the exit grace."""
+    if at <= booking.end + timedelta(minutes=settings.BOOKING_EXIT_GRACE_MINUTES):
+        return 0
+    return math.ceil((at - booking.end).total_seconds() / 60)
+
+
+def gate_exit_record(
+    *,
+    car_park: CarPark,
+    code: str | None = None,
+    plate: str | None = None,
+    occurred_at: datetime,
+    device: GateDevice | None = None,
+    staff: User | None = None,
+) -> GatePassage:
+    """Let a vehicle out by booking ``code`` or normalised ``plate``.
+
+    A checked-in booking is completed and its bays are given back to the ledger (its whole span:
+    a completed booking is no longer live). Leaving after ``end`` plus the exit grace owes the
+    overstay, priced by the car park's rates from ``end`` to ``occurred_at``: a pending overstay
+    payment is recorded in the same transaction, then charged to the driver's saved card or opened
+    for the driver to pay in the app (after commit; the gate opens either way). A plate with no
+    booking inside is a drive-up exit.
+
+    Raises ``BookingNotFound`` (404) for a code unknown at this car park, ``NotInside`` (409) for a
+    booking that is not checked in, ``InvalidInput`` (400) for an exit before the booking's entry.
+    """
+    booking: Booking | None
+    overstay_due: tuple[int, int] | None = None
+    with transaction.atomic():
+        if code is not None:
+            booking = _locked_booking_by_code(car_park, code)
+            if booking.status != BookingStatus.CHECKED_IN:
+                raise NotInside(
+                    f"A booking that is {booking.status} has no vehicle inside.",
+                    extra={"booking_status": booking.status},
+                )
+        elif plate is not None:
+            booking = _locked_booking_leaving_by_plate(car_park, plate)
+        else:
+            raise _code_or_plate_required()
+
+        payment = None
+        if booking is None:
+            event = _event_create(car_park, GateEventKind.EXIT, occurred_at, plate or "", None, device, staff)
+        else:
+            if booking.checked_in_at is not None and occurred_at < booking.checked_in_at:
+                raise InvalidInput("occurred_at", "The exit is before the booking's entry.", code="before_entry")
+            minutes = overstay_minutes(booking, occurred_at)
+            amount_minor = quote_for_window(car_park, booking.end, occurred_at).amount_minor if minutes else 0
+            booking.status = BookingStatus.COMPLETED
+            booking.checked_out_at = occurred_at
+            booking.save(update_fields=["status", "checked_out_at"])
+            ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
+            services._release_held_extensions(booking)
+            event = _event_create(
+                car_park, GateEventKind.EXIT, occurred_at, booking.plate, booking, device, staff, amount_minor
+            )
+            if amount_minor > 0:
+                overstay_due = (minutes, amount_minor)
+                # One overstay per booking: only this transition (checked in -> completed) creates one.
+                payment = services.payment_create(booking=booking, kind=PaymentKind.OVERSTAY, amount_minor=amount_minor)
+            services._after_commit_occupancy(booking.pk)
+        _after_commit_publish_gate_hour(car_park.pk, occurred_at)
+
+    overstay = None
+    if payment is not None and overstay_due is not None:
+        payment = overstay_charge(payment=payment)
+        overstay = Overstay(
+            minutes=overstay_due[0], amount_minor=overstay_due[1], currency=payment.currency, payment=payment
+        )
+    return GatePassage(event=event, booking=booking, overstay=overstay)
+
+
+# --- overstay payment --------------------------------------------------------------------------
+
+
+def _payment_metadata(payment: Payment) -> dict[str, str]:
+    return {"payment_id": str(payment.pk), "booking_id": str(payment.booking_id), "kind": payment.kind}
+
+
+def overstay_charge(*, payment: Payment) -> Payment:
+    """Collect an overstay: off-session from the driver's saved card, else opened for the app.
+
+    Call outside any transaction (it calls the provider). Never raises for the provider: a
+    declined card leaves the payment pending (``failure_code`` set) with a client secret for the
+    app; a provider outage leaves it pending without one, logged, for the app to retry.
+    """
+    provider = get_provider()
+    card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=provider.name).first()
+    if card is not None:
+        try:
+            result = provider.charge_off_session(
+                customer_ref=card.customer_ref,
+                payment_method_ref=card.payment_method_ref,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency.lower(),
+                # Not the app's key: a declined off-session attempt must not block opening one.
+                idempotency_key=f"{payment.idempotency_key}-off-session",
+                metadata=_payment_metadata(payment),
+            )
+        except PaymentDeclined as exc:
+            failure_code = (exc.decline_code or exc.code or "declined")[:64]
+            Payment.objects.filter(pk=payment.pk).update(failure_code=failure_code)
+            payment.failure_code = failure_code
+            logger.info("overstay %s: saved card declined (%s); the driver pays in the app", payment.pk, failure_code)
+        except PaymentProviderError:
+            logger.warning(
+                "overstay %s: off-session charge failed; the driver pays in the app", payment.pk, exc_info=True
+            )
+        else:
+            Payment.objects.filter(pk=payment.pk).update(provider_payment_id=result.id)
+            payment.provider_payment_id = result.id
+            if result.status == PAYMENT_SUCCEEDED:
+                return services.payment_succeeded(payment=payment)
+            return payment  # processing: the provider's webhook settles it
+    try:
+        return services.payment_open(payment=payment)
+    except PaymentProviderError:
+        logger.warning("overstay %s: the provider could not open the payment", payment.pk, exc_info=True)
+        return payment
+
+
+# --- shared ------------------------------------------------------------------------------------
+
+
+def _code_or_plate_required() -> InvalidInput:
+    return InvalidInput(None, "Give a booking code or a plate.", code="code_or_plate_required")
+
+
+def _event_create(
+    car_park: CarPark,
+    kind: str,
+    occurred_at: datetime,
+    plate: str,
+    booking: Booking | None,
+    device: GateDevice | None,
+    staff: User | None,
+    overstay_minor: int = 0,
+) -> GateEvent:
+    return GateEvent.objects.create(
+        car_park=car_park,
+        kind=kind,
+        occurred_at=occurred_at,
+        booking=booking,
+        plate=plate,
+        is_drive_up=booking is None,
+        device=device,
+        staff=staff,
+        overstay_minor=overstay_minor,
+    )
+
+
+def _publish_gate_hour(car_park_id: int, moment: datetime) -> None:
+    car_park = CarPark.objects.filter(pk=car_park_id).first()
+    if car_park is None:
+        return
+    try:
+        occupancy.publish_gate_hour(car_park, moment)
+    except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
+        logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
+
+
+def _after_commit_publish_gate_hour(car_park_id: int, moment: datetime) -> None:
+    # robust: a failure to publish occupancy is logged by Django and never fails an open gate.
+    transaction.on_commit(partial(_publish_gate_hour, car_park_id, moment), robust=True)

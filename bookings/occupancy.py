@@ -1,0 +1,104 @@
+"""Hourly occupancy handed to the pricing app: what is booked, and what the gate saw.
+
+``bookings`` source: bays held by confirmed, checked-in and completed bookings (mean over the
+hour). ``gate`` source: vehicles actually inside, booked or drive-up, from entry and exit events.
+Both are handed over through ``pricing.services.occupancy_record`` (the pricing app owns its
+history and never imports this app).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from backend.carparks.models import CarPark
+from backend.core import clock
+from bookings.models import Booking, BookingStatus, GateEvent, GateEventKind
+
+HOUR = timedelta(hours=1)
+MAX_SPAN = timedelta(days=35)
+LONGEST_GATE_STAY = timedelta(days=31)  # older entries without an exit are not still inside
+OCCUPYING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, BookingStatus.COMPLETED)
+
+
+def local_hour_starts(start: datetime, end: datetime, zone: ZoneInfo) -> list[datetime]:
+    """UTC instants where the car park's local hours touching ``[start, end)`` begin (DST-safe:
+    stepping in UTC visits the repeated autumn hour twice and skips the missing spring hour)."""
+    local = start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    moment = local.astimezone(ZoneInfo("UTC"))
+    hours = []
+    while moment < end:
+        hours.append(moment)
+        moment += HOUR
+    return hours
+
+
+def mean_presence(intervals: Iterable[tuple[datetime, datetime]], hours: list[datetime]) -> dict[datetime, Decimal]:
+    """Mean number of intervals covering each hour (vehicle-hours / hour)."""
+    totals = dict.fromkeys(hours, 0.0)
+    spans = list(intervals)
+    for hour in hours:
+        hour_end = hour + HOUR
+        for begin, finish in spans:
+            overlap = (min(finish, hour_end) - max(begin, hour)).total_seconds()
+            if overlap > 0:
+                totals[hour] += overlap / 3600
+    return {hour: Decimal(str(round(value, 2))) for hour, value in totals.items()}
+
+
+def _booked_intervals(car_park_id: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    rows = Booking.objects.filter(
+        car_park_id=car_park_id, status__in=OCCUPYING_STATUSES, start__lt=end, end__gt=start
+    ).values_list("start", "end")
+    return list(rows)
+
+
+def _gate_intervals(car_park_id: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Presence from entries to the matching exit of the same plate (or now, if still inside)."""
+    events = GateEvent.objects.filter(
+        car_park_id=car_park_id, occurred_at__lt=end, occurred_at__gte=start - LONGEST_GATE_STAY
+    ).order_by("occurred_at")
+    inside: dict[str, list[datetime]] = {}
+    intervals: list[tuple[datetime, datetime]] = []
+    for kind, plate, occurred_at in events.values_list("kind", "plate", "occurred_at"):
+        if kind == GateEventKind.ENTRY:
+            inside.setdefault(plate, []).append(occurred_at)
+        elif inside.get(plate):
+            entered = inside[plate].pop(0)
+            if occurred_at > start:
+                intervals.append((entered, occurred_at))
+    now = clock.now()
+    intervals.extend((entered, max(now, entered)) for entries in inside.values() for entered in entries)
+    return intervals
+
+
+def _record(car_park: CarPark, source: str, hours: dict[datetime, Decimal]) -> int:
+    from pricing.services import occupancy_record
+
+    return occupancy_record(car_park_id=car_park.pk, source=source, hours=hours, capacity=car_park.total_capacity)
+
+
+def publish_for_window(car_park: CarPark, start: datetime, end: datetime) -> int:
+    end = min(end, start + MAX_SPAN)
+    hours = local_hour_starts(start, end, ZoneInfo(car_park.timezone))
+    if not hours:
+        return 0
+    span_start, span_end = hours[0], hours[-1] + HOUR
+    booked = mean_presence(_booked_intervals(car_park.pk, span_start, span_end), hours)
+    return _record(car_park, "bookings", booked)
+
+
+def publish_for_booking(booking_id: int) -> int:
+    booking = Booking.objects.select_related("car_park").filter(pk=booking_id).first()
+    if booking is None:
+        return 0
+    return publish_for_window(booking.car_park, booking.start, booking.end)
+
+
+def publish_gate_hour(car_park: CarPark, moment: datetime) -> int:
+    """Real occupancy of the local hour holding ``moment``, from gate events."""
+    hours = local_hour_starts(moment, moment + timedelta(seconds=1), ZoneInfo(car_park.timezone))
+    present = mean_presence(_gate_intervals(car_park.pk, hours[0], hours[0] + HOUR), hours)
+    return _record(car_park, "gate", present)

@@ -1,0 +1,73 @@
+"""Background work of the bookings app: sweeps run by beat, and work queued on commit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from backend.core import clock
+from bookings import messages, occupancy, services
+from bookings.models import Booking, BookingStatus, IdempotencyRecord
+from bookings.payments.providers import PaymentGatewayError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def expire_holds() -> int:
+    """Give back the bays of unpaid holds whose time is up (also done lazily before availability checks)."""
+    return services.holds_expire()
+
+
+@shared_task
+def mark_no_shows() -> int:
+    """Bookings never checked in by their end become no-shows and free their bays."""
+    return services.no_shows_mark()
+
+
+@shared_task
+def send_reminders() -> int:
+    """Remind drivers shortly before their stay starts (once per booking)."""
+    now = clock.now()
+    due = Booking.objects.filter(
+        status=BookingStatus.CONFIRMED,
+        start__gt=now,
+        start__lte=now + timedelta(hours=settings.BOOKING_REMINDER_HOURS),
+    ).exclude(messages__kind="reminder")
+    sent = 0
+    for booking_id in due.values_list("pk", flat=True):
+        sent += messages.send_once(booking_id, "reminder")
+    return sent
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=30)
+def send_driver_message(self: Task, booking_id: int, kind: str, discriminator: str = "") -> int:
+    try:
+        return messages.send_once(booking_id, kind, discriminator)
+    except OSError as exc:  # SMTP down: try again later; send_once never sends twice
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task
+def publish_booking_occupancy(booking_id: int) -> int:
+    """Hand the hourly occupancy of the hours this booking touches to the pricing app."""
+    return occupancy.publish_for_booking(booking_id)
+
+
+@shared_task(bind=True, max_retries=8, default_retry_delay=60)
+def execute_refund(self: Task, refund_id: int) -> str:
+    """Send a booked refund to the provider; retried with the same idempotency key until it lands."""
+    try:
+        return services.refund_execute(refund_id=refund_id).status
+    except PaymentGatewayError as exc:
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task
+def purge_idempotency_records() -> int:
+    cutoff = clock.now() - timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

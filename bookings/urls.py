@@ -1,0 +1,25 @@
+"""Routes of the bookings app, included under /api/v1/ by backend.urls."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from bookings.api import gate, receipts, views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("bookings", views.BookingViewSet, basename="booking")
+router.register(r"carparks/(?P<car_park_id>\d+)/gate-devices", gate.GateDeviceViewSet, basename="gate-device")
+
+urlpatterns = [
+    path("bookings/<int:pk>/receipt", receipts.ReceiptView.as_view(), name="booking-receipt"),
+    path("bookings/<int:pk>/receipt.pdf", receipts.ReceiptPdfView.as_view(), name="booking-receipt-pdf"),
+    path("bookings/<int:pk>/qr.png", receipts.QrCodeView.as_view(), name="booking-qr"),
+    path("carparks/<int:car_park_id>/entries", gate.EntryView.as_view(), name="gate-entry"),
+    path("carparks/<int:car_park_id>/exits", gate.ExitView.as_view(), name="gate-exit"),
+    path(
+        "payments/offline/<uuid:payment_id>/confirm",
+        views.OfflinePaymentConfirmView.as_view(),
+        name="offline-payment-confirm",
+    ),
+    path("payments/stripe/webhook", views.StripeWebhookView.as_view(), name="stripe-webhook"),
+    *router.urls,
+]

@@ -1,0 +1,150 @@
+"""Capacity under real concurrent transactions on PostgreSQL: threads, each with its own connection.
+
+Every test commits for real (``transaction=True``) and releases its threads together, so the
+requests truly race in the database.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import F
+
+from backend.accounts.models import User
+from backend.carparks.models import CarPark
+from bookings import ledger
+from bookings.models import LIVE_STATUSES, Booking, CapacitySlot
+from tests.bookings.helpers import future_window, post_booking, vehicle_of
+from tests.conftest import client_for
+from tests.factories import CarParkFactory, UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 32
+
+
+def race(calls: list[Callable[[], Any]], threads: int = THREADS) -> list[Any]:
+    """Run ``calls`` on ``threads`` threads that all start together; each closes its connection."""
+    gate = threading.Barrier(min(threads, len(calls)))
+
+    def worker(call: Callable[[], Any], index: int) -> Any:
+        if index < gate.parties:
+            gate.wait()
+        try:
+            return call()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(worker, calls, range(len(calls))))
+
+
+def drivers(count: int) -> list[User]:
+    users = [UserFactory(email=f"racer{index}@example.test") for index in range(count)]
+    for user in users:
+        vehicle_of(user)
+    return users
+
+
+def booking_call(
+    driver: User, car_park: CarPark, start: datetime, end: datetime, key: str | None = None
+) -> Callable[[], int]:
+    client = client_for(driver)
+    return lambda: post_booking(client, driver, car_park, start, end, key=key).status_code
+
+
+def assert_ledger_matches_live_bookings(car_park: CarPark) -> None:
+    live = Booking.objects.filter(car_park=car_park, status__in=LIVE_STATUSES)
+    expected = ledger.expected_reserved(live.values_list("car_park_id", "bay_type", "ledger_start", "ledger_end"))
+    actual = {
+        (slot.car_park_id, slot.bay_type, slot.starts_at): slot.reserved
+        for slot in CapacitySlot.objects.filter(car_park=car_park, reserved__gt=0)
+    }
+    assert actual == expected
+    assert not CapacitySlot.objects.filter(car_park=car_park, reserved__gt=F("capacity")).exists()
+
+
+def test_100_holds_from_32_threads_for_5_bays_sell_exactly_5():
+    car_park = CarParkFactory(standard_bays=5)
+    start, end = future_window()
+    calls = [booking_call(driver, car_park, start, end) for driver in drivers(100)]
+    statuses = Counter(race(calls))
+    assert statuses == {201: 5, 409: 95}
+    assert Booking.objects.filter(car_park=car_park, status__in=LIVE_STATUSES).count() == 5
+    assert_ledger_matches_live_bookings(car_park)
+
+
+def test_overlapping_windows_of_different_spans_never_oversell():
+    car_park = CarParkFactory(standard_bays=5)
+    day_start, _ = future_window(start_hour=6)
+    rng = random.Random(7)
+    windows = []
+    for _ in range(100):
+        begin = day_start + timedelta(minutes=15 * rng.randrange(0, 32))
+        windows.append((begin, begin + timedelta(minutes=15 * rng.randrange(1, 24))))
+    calls = [booking_call(driver, car_park, *window) for driver, window in zip(drivers(100), windows, strict=True)]
+    statuses = Counter(race(calls))
+    assert set(statuses) <= {201, 409}
+    assert statuses[201] >= 5
+    live = list(Booking.objects.filter(car_park=car_park, status__in=LIVE_STATUSES))
+    for slot in ledger.slot_starts(day_start, day_start + timedelta(hours=14)):
+        assert sum(1 for b in live if b.start < slot + ledger.SLOT and b.end > slot) <= 5
+    assert_ledger_matches_live_bookings(car_park)
+
+
+def test_control_the_same_race_oversells_with_a_naive_check_then_insert(monkeypatch):
+    """Without the guarded UPDATE (count what is sold, then sell), the race oversells."""
+
+    def naive_reserve(car_park: CarPark, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> None:
+        sold = Booking.objects.filter(
+            car_park=car_park, status__in=LIVE_STATUSES, ledger_start__lt=ledger_end, ledger_end__gt=ledger_start
+        ).count()  # includes this transaction's own new booking
+        time.sleep(0.2)  # the gap between the check and the commit that every such guard has
+        if sold > car_park.bays_of(bay_type):
+            raise ledger.WindowFull
+
+    monkeypatch.setattr(ledger, "reserve", naive_reserve)
+    car_park = CarParkFactory(standard_bays=5)
+    start, end = future_window()
+    calls = [booking_call(driver, car_park, start, end) for driver in drivers(100)]
+    statuses = Counter(race(calls))
+    assert statuses[201] > 5
+    assert Booking.objects.filter(car_park=car_park, status__in=LIVE_STATUSES).count() > 5
+
+
+def test_20_concurrent_holds_from_one_driver_respect_the_unpaid_hold_limit(settings):
+    car_park = CarParkFactory(standard_bays=50)
+    (driver,) = drivers(1)
+    calls = []
+    for index in range(20):
+        start, end = future_window(days=2 + index)
+        calls.append(booking_call(driver, car_park, start, end))
+    statuses = Counter(race(calls, threads=20))
+    assert statuses == {201: settings.BOOKING_MAX_UNPAID_HOLDS, 409: 20 - settings.BOOKING_MAX_UNPAID_HOLDS}
+    assert Booking.objects.filter(driver=driver).count() == settings.BOOKING_MAX_UNPAID_HOLDS
+
+
+def test_the_same_request_10_times_at_once_with_one_key_makes_one_booking():
+    car_park = CarParkFactory(standard_bays=5)
+    (driver,) = drivers(1)
+    start, end = future_window()
+    client = client_for(driver)
+
+    def send() -> tuple[int, bytes]:
+        response = post_booking(client, driver, car_park, start, end, key="same-key-10")
+        return response.status_code, response.content
+
+    answers = race([send] * 10, threads=10)
+    assert Booking.objects.count() == 1
+    assert {status for status, _ in answers} == {201}
+    assert len({content for _, content in answers}) == 1
+    assert_ledger_matches_live_bookings(car_park)

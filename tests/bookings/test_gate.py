@@ -1,0 +1,547 @@
+"""The gate: check-in within the entry grace, check-out with overstay, drive-ups, devices, who may call."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from bookings import ledger, occupancy
+from bookings.models import (
+    Booking,
+    BookingStatus,
+    CapacitySlot,
+    GateDevice,
+    GateEvent,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    SavedCard,
+)
+from pricing.selectors import quote_for_window
+from tests.bookings.helpers import confirmed, future_window
+from tests.factories import CarParkFactory, VehicleFactory
+
+pytestmark = pytest.mark.django_db
+
+PLATE = "AB12CDE"
+
+
+def entries(car_park) -> str:
+    return f"/api/v1/carparks/{car_park.pk}/entries"
+
+
+def exits(car_park) -> str:
+    return f"/api/v1/carparks/{car_park.pk}/exits"
+
+
+def devices(car_park) -> str:
+    return f"/api/v1/carparks/{car_park.pk}/gate-devices"
+
+
+@pytest.fixture
+def booking(driver, car_park) -> Booking:
+    """A paid booking for tomorrow-but-one, 10:00-12:00 UTC, for the driver's car AB12 CDE."""
+    VehicleFactory(owner=driver, plate=PLATE)
+    start, end = future_window(hours=2)
+    booking = confirmed(driver, car_park, start, end)
+    assert booking.status == BookingStatus.CONFIRMED
+    return booking
+
+
+@pytest.fixture
+def at(time_machine):
+    """``at(moment)``: stop the clock at ``moment`` (sign clients in afterwards: tokens expire)."""
+
+    def move(moment):
+        time_machine.move_to(moment, tick=False)
+
+    return move
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> list[tuple[int, str, dict]]:
+    """Occupancy handed to the pricing app, captured (pricing's recorder is not needed here)."""
+    calls: list[tuple[int, str, dict]] = []
+    monkeypatch.setattr(
+        occupancy, "_record", lambda car_park, source, hours: calls.append((car_park.pk, source, hours))
+    )
+    return calls
+
+
+def device_token(api, operator, car_park) -> str:
+    response = api(operator).post(devices(car_park), {"name": "North barrier"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["token"]
+
+
+def device_client(token: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
+    return client
+
+
+def reserved_over(booking: Booking) -> list[int]:
+    return list(
+        CapacitySlot.objects.filter(
+            car_park=booking.car_park,
+            bay_type=booking.bay_type,
+            starts_at__gte=booking.ledger_start,
+            starts_at__lt=booking.ledger_end,
+        )
+        .order_by("starts_at")
+        .values_list("reserved", flat=True)
+    )
+
+
+# --- entry ---------------------------------------------------------------------------------------
+
+
+def test_entry_by_code_within_the_grace_checks_the_booking_in(api, at, operator_staff, car_park, booking):
+    at(booking.start - timedelta(minutes=15))
+    response = api(operator_staff).post(entries(car_park), {"code": booking.code.lower()}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    event = GateEvent.objects.get()
+    assert body == {
+        "event_id": event.pk,
+        "kind": "entry",
+        "occurred_at": (booking.start - timedelta(minutes=15)).isoformat().replace("+00:00", "Z"),
+        "open_gate": True,
+        "drive_up": False,
+        "plate": PLATE,
+        "booking": {
+            "id": booking.pk,
+            "status": "checked_in",
+            "plate": PLATE,
+            "start": booking.start.isoformat().replace("+00:00", "Z"),
+            "end": booking.end.isoformat().replace("+00:00", "Z"),
+        },
+        "overstay": None,
+    }
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CHECKED_IN
+    assert booking.checked_in_at == booking.start - timedelta(minutes=15)
+    assert (event.booking_id, event.is_drive_up, event.staff_id, event.device_id) == (
+        booking.pk,
+        False,
+        operator_staff.pk,
+        None,
+    )
+
+
+def test_entry_before_the_grace_is_too_early_and_changes_nothing(api, at, operator, car_park, booking):
+    at(booking.start - timedelta(minutes=16))
+    response = api(operator).post(entries(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "too_early"
+    assert body["earliest_entry"] == (booking.start - timedelta(minutes=15)).isoformat()
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CONFIRMED
+    assert booking.checked_in_at is None
+    assert not GateEvent.objects.exists()
+
+
+def test_entry_grace_is_the_car_parks_setting(api, at, operator, car_park, booking):
+    car_park.entry_grace_minutes = 45
+    car_park.save(update_fields=["entry_grace_minutes"])
+    at(booking.start - timedelta(minutes=40))
+    response = api(operator).post(entries(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["booking"]["status"] == "checked_in"
+
+
+def test_entry_with_an_occurred_at_in_the_past_is_judged_at_that_time(api, at, operator, car_park, booking):
+    at(booking.start + timedelta(minutes=30))
+    passed = booking.start + timedelta(minutes=5)
+    response = api(operator).post(
+        entries(car_park), {"code": booking.code, "occurred_at": passed.isoformat()}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    booking.refresh_from_db()
+    assert booking.checked_in_at == passed
+
+
+def test_entry_after_the_booking_ended_is_refused(api, at, operator, car_park, booking):
+    at(booking.end)
+    response = api(operator).post(entries(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "booking_ended"
+    assert Booking.objects.get().status == BookingStatus.CONFIRMED
+
+
+def test_entry_by_plate_checks_in_the_booking(api, at, operator, car_park, booking):
+    at(booking.start + timedelta(minutes=1))
+    response = api(operator).post(entries(car_park), {"plate": "ab12 cde"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["drive_up"] is False
+    assert body["booking"]["id"] == booking.pk
+    assert Booking.objects.get().status == BookingStatus.CHECKED_IN
+
+
+def test_a_second_entry_is_already_inside(api, at, operator, car_park, booking):
+    at(booking.start)
+    client = api(operator)
+    assert client.post(entries(car_park), {"code": booking.code}, format="json").status_code == 201
+    by_code = client.post(entries(car_park), {"code": booking.code}, format="json")
+    by_plate = client.post(entries(car_park), {"plate": PLATE}, format="json")
+    assert (by_code.status_code, by_code.json()["code"]) == (409, "already_inside")
+    assert (by_plate.status_code, by_plate.json()["code"]) == (409, "already_inside")
+    assert GateEvent.objects.count() == 1
+
+
+def test_an_unknown_plate_is_a_drive_up_and_is_counted(
+    api, at, operator, car_park, recorded, django_capture_on_commit_callbacks
+):
+    hour = future_window()[0]
+    at(hour + timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = api(operator).post(entries(car_park), {"plate": "XY99 ZZZ"}, format="json")
+    assert entry.status_code == 201, entry.content
+    assert (entry.json()["kind"], entry.json()["drive_up"], entry.json()["booking"]) == ("entry", True, None)
+    event = GateEvent.objects.get()
+    assert (event.kind, event.plate, event.is_drive_up, event.booking_id) == ("entry", "XY99ZZZ", True, None)
+
+    at(hour + timedelta(minutes=20))
+    with django_capture_on_commit_callbacks(execute=True):
+        api(operator).post(entries(car_park), {"plate": "CD34EFG"}, format="json")
+    at(hour + timedelta(minutes=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        leaving = api(operator).post(exits(car_park), {"plate": "xy99-zzz"}, format="json")
+    assert leaving.status_code == 201, leaving.content
+    assert (leaving.json()["kind"], leaving.json()["drive_up"], leaving.json()["overstay"]) == ("exit", True, None)
+    assert GateEvent.objects.filter(is_drive_up=True).count() == 3
+    # Each event republished the hour's real occupancy for pricing, drive-ups included:
+    # XY99ZZZ inside 10:05-10:20 (0.25); then 10:05-10:30 plus CD34EFG 10:20-10:30 (25 + 10 min).
+    assert [(car_park_id, source) for car_park_id, source, _ in recorded] == [(car_park.pk, "gate")] * 3
+    assert [list(hours.items()) for _, _, hours in recorded[1:]] == [
+        [(hour, Decimal("0.25"))],
+        [(hour, Decimal("0.58"))],
+    ]
+
+
+def test_a_plate_seen_too_early_for_its_booking_is_a_drive_up(api, at, operator, car_park, booking):
+    at(booking.start - timedelta(hours=3))
+    response = api(operator).post(entries(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201
+    assert response.json()["drive_up"] is True
+    assert Booking.objects.get().status == BookingStatus.CONFIRMED
+
+
+def test_a_code_of_another_car_park_or_unknown_is_not_found(api, at, operator, other_driver, car_park, booking):
+    second = CarParkFactory(company=car_park.company)
+    at(booking.start)
+    client = api(operator)
+    elsewhere = client.post(entries(second), {"code": booking.code}, format="json")
+    unknown = client.post(entries(car_park), {"code": "ZZZZ2222"}, format="json")
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "booking_not_found")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "booking_not_found")
+    assert Booking.objects.get().status == BookingStatus.CONFIRMED
+    assert not GateEvent.objects.exists()
+
+
+def test_a_publish_failure_never_fails_the_gate(
+    api, at, operator, car_park, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def missing(*args, **kwargs):
+        raise ImportError("cannot import name 'occupancy_record' from 'pricing.services'")
+
+    monkeypatch.setattr(occupancy, "publish_gate_hour", missing)
+    at(future_window()[0])
+    with caplog.at_level(logging.WARNING, logger="bookings.gate"), django_capture_on_commit_callbacks(execute=True):
+        response = api(operator).post(entries(car_park), {"plate": "XY99ZZZ"}, format="json")
+    assert response.status_code == 201
+    assert "not published" in caplog.text
+    assert GateEvent.objects.count() == 1
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"plate": "AB12*CDE"}, "plate", "invalid_plate"),
+        ({"code": "ABCD2345", "plate": "AB12CDE"}, None, "code_or_plate"),
+        ({}, None, "code_or_plate"),
+        ({"code": "AB$D"}, "code", "invalid_code"),
+        ({"plate": "AB12CDE", "occurred_at": "2030-01-01T10:00:00"}, "occurred_at", "naive"),
+    ],
+)
+def test_invalid_input_is_a_400_field_error(api, operator, car_park, body, field, code):
+    response = api(operator).post(entries(car_park), body, format="json")
+    assert response.status_code == 400
+    assert [(error["field"], error["code"]) for error in response.json()["errors"]] == [(field, code)]
+    assert not GateEvent.objects.exists()
+
+
+def test_a_time_in_the_future_is_refused(api, operator, car_park):
+    from backend.core import clock
+
+    later = clock.now() + timedelta(minutes=2)
+    response = api(operator).post(exits(car_park), {"plate": PLATE, "occurred_at": later.isoformat()}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "in_future"
+
+
+# --- exit ----------------------------------------------------------------------------------------
+
+
+def check_in(api, at, user, booking) -> None:
+    at(booking.start)
+    response = api(user).post(entries(booking.car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+
+
+def test_exit_completes_the_booking_and_gives_its_bays_back(api, at, operator, car_park, booking):
+    check_in(api, at, operator, booking)
+    assert reserved_over(booking) == [1] * 8
+    at(booking.end - timedelta(minutes=30))
+    response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["kind"], body["drive_up"], body["overstay"]) == ("exit", False, None)
+    assert body["booking"]["status"] == "completed"
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.COMPLETED
+    assert booking.checked_out_at == booking.end - timedelta(minutes=30)
+    assert reserved_over(booking) == [0] * 8
+    assert ledger.availability(car_park, booking.bay_type, booking.start, booking.end).available == 90
+    assert not Payment.objects.filter(kind=PaymentKind.OVERSTAY).exists()
+
+
+def test_exit_within_the_exit_grace_owes_nothing(api, at, operator, car_park, booking):
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(minutes=10))
+    response = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201
+    assert response.json()["overstay"] is None
+    assert GateEvent.objects.get(kind="exit").overstay_minor == 0
+
+
+def test_overstay_is_priced_at_the_car_parks_rate_and_opened_for_the_app(api, at, operator, car_park, booking):
+    check_in(api, at, operator, booking)
+    left = booking.end + timedelta(minutes=50)
+    at(left)
+    response = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201, response.content
+    expected = quote_for_window(car_park, booking.end, left).amount_minor
+    assert expected == 208  # 50 minutes at the default 2.50/h
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert response.json()["overstay"] == {
+        "minutes": 50,
+        "amount_minor": 208,
+        "currency": "GBP",
+        "payment": {"id": str(payment.pk), "status": "pending"},
+    }
+    assert (payment.booking_id, payment.amount_minor, payment.currency, payment.status) == (
+        booking.pk,
+        208,
+        "GBP",
+        PaymentStatus.PENDING,
+    )
+    assert payment.provider_payment_id
+    assert payment.client_secret  # the driver's app pays it
+    assert GateEvent.objects.get(kind="exit").overstay_minor == 208
+    assert Booking.objects.get().status == BookingStatus.COMPLETED
+
+
+def test_overstay_is_charged_to_a_saved_card(api, at, operator, driver, car_park, booking):
+    SavedCard.objects.create(driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_card_visa")
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["overstay"]["amount_minor"] == 250
+    assert response.json()["overstay"]["payment"]["status"] == "succeeded"
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert payment.provider_payment_id
+    assert payment.client_secret == ""
+
+
+def test_a_declined_saved_card_leaves_the_overstay_for_the_app(api, at, operator, driver, car_park, booking):
+    SavedCard.objects.create(
+        driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_card_chargeDeclined"
+    )
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["open_gate"] is True
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert (payment.status, payment.failure_code) == (PaymentStatus.PENDING, "card_declined")
+    assert payment.client_secret
+
+
+def test_exit_of_a_booking_not_inside_is_refused(api, at, operator, car_park, booking):
+    at(booking.start + timedelta(minutes=5))
+    response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")
+    assert (response.status_code, response.json()["code"]) == (409, "not_inside")
+    assert Booking.objects.get().status == BookingStatus.CONFIRMED
+    assert reserved_over(booking) == [1] * 8
+    assert not GateEvent.objects.exists()
+
+
+def test_exit_by_plate_without_a_booking_inside_is_a_drive_up(api, at, operator, car_park, booking):
+    at(booking.start + timedelta(minutes=5))
+    response = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201
+    assert (response.json()["drive_up"], response.json()["booking"]) == (True, None)
+    assert Booking.objects.get().status == BookingStatus.CONFIRMED
+
+
+# --- who may open the gate -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [entries, exits])
+@pytest.mark.parametrize(
+    ("who", "status", "code"),
+    [
+        ("driver", 403, "permission_denied"),
+        ("marketing", 403, "permission_denied"),
+        ("other_operator", 404, "not_found"),
+    ],
+)
+def test_only_the_car_parks_operator_staff_may_call_the_gate(request, api, car_park, path, who, status, code):
+    response = api(request.getfixturevalue(who)).post(path(car_park), {"plate": PLATE}, format="json")
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert not GateEvent.objects.exists()
+
+
+def test_anonymous_callers_get_401(anon, car_park):
+    response = anon.post(entries(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 401
+    assert not GateEvent.objects.exists()
+
+
+def test_a_device_token_opens_its_car_parks_gate(api, at, operator, car_park, booking):
+    at(booking.start)
+    token = device_token(api, operator, car_park)
+    response = device_client(token).post(entries(car_park), {"code": booking.code}, format="json")
+    assert response.status_code == 201, response.content
+    device = GateDevice.objects.get()
+    event = GateEvent.objects.get()
+    assert (event.device_id, event.staff_id) == (device.pk, None)
+    assert device.last_used_at == booking.start
+
+
+def test_a_revoked_device_token_is_401(api, operator, car_park):
+    token = device_token(api, operator, car_park)
+    device = GateDevice.objects.get()
+    assert api(operator).delete(f"{devices(car_park)}/{device.pk}").status_code == 204
+    response = device_client(token).post(entries(car_park), {"plate": PLATE}, format="json")
+    assert (response.status_code, response.json()["code"]) == (401, "device_token_revoked")
+    unknown = device_client("not-a-token").post(entries(car_park), {"plate": PLATE}, format="json")
+    assert (unknown.status_code, unknown.json()["code"]) == (401, "device_token_invalid")
+    assert not GateEvent.objects.exists()
+
+
+def test_a_device_of_another_car_park_is_403(api, operator, other_operator, car_park, other_car_park):
+    token = device_token(api, other_operator, other_car_park)
+    response = device_client(token).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert (response.status_code, response.json()["code"]) == (403, "wrong_car_park")
+    assert not GateEvent.objects.exists()
+
+
+# --- gate devices --------------------------------------------------------------------------------
+
+
+def test_a_device_token_is_shown_once_and_only_its_hash_is_kept(api, operator, car_park):
+    response = api(operator).post(devices(car_park), {"name": "North barrier"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    device = GateDevice.objects.get()
+    assert device.token_hash == hashlib.sha256(body["token"].encode()).hexdigest()
+    assert device.token_prefix == body["token"][:8] == body["token_prefix"]
+    assert len(body["token"]) >= 40
+    listed = api(operator).get(devices(car_park)).json()["results"]
+    assert [row["name"] for row in listed] == ["North barrier"]
+    assert "token" not in listed[0]
+
+
+def test_revoking_twice_keeps_the_first_time(api, operator, car_park):
+    device_token(api, operator, car_park)
+    device = GateDevice.objects.get()
+    url = f"{devices(car_park)}/{device.pk}"
+    assert api(operator).delete(url).status_code == 204
+    first = GateDevice.objects.get().revoked_at
+    assert api(operator).delete(url).status_code == 204
+    assert GateDevice.objects.get().revoked_at == first is not None
+
+
+@pytest.mark.parametrize(("who", "status"), [("driver", 403), ("marketing", 403), ("other_operator", 404)])
+def test_only_the_car_parks_operators_manage_devices(request, api, operator, car_park, who, status):
+    device_token(api, operator, car_park)
+    device = GateDevice.objects.get()
+    client = api(request.getfixturevalue(who))
+    assert client.get(devices(car_park)).status_code == status
+    assert client.post(devices(car_park), {"name": "Mine"}, format="json").status_code == status
+    assert client.delete(f"{devices(car_park)}/{device.pk}").status_code == status
+    assert GateDevice.objects.get().revoked_at is None
+    assert GateDevice.objects.count() == 1
+
+
+def test_a_device_token_cannot_manage_devices(api, operator, car_park):
+    token = device_token(api, operator, car_park)
+    assert device_client(token).get(devices(car_park)).status_code == 401
+
+
+def test_check_in_and_out_publish_booked_and_gate_occupancy(
+    api, at, operator, car_park, booking, recorded, django_capture_on_commit_callbacks
+):
+    at(booking.start)
+    with django_capture_on_commit_callbacks(execute=True):
+        api(operator).post(entries(car_park), {"code": booking.code}, format="json")
+    at(booking.start + timedelta(minutes=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        api(operator).post(exits(car_park), {"code": booking.code}, format="json")
+    assert sorted(source for _, source, _ in recorded) == ["bookings", "bookings", "gate", "gate"]
+    gate_hours = [hours for _, source, hours in recorded if source == "gate"]
+    assert gate_hours[-1] == {booking.start: Decimal("0.50")}
+
+
+def race(calls, threads: int = 8) -> list:
+    """Start ``calls`` together on their own threads (each with its own database connection)."""
+    barrier = threading.Barrier(len(calls))
+
+    def worker(call):
+        barrier.wait()
+        try:
+            return call()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(worker, calls))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_reads_of_one_booking_enter_once_and_leave_once(api, at, operator, car_park, booking, recorded):
+    at(booking.start)
+    clients = [api(operator) for _ in range(8)]
+    entered = race([lambda c=c: c.post(entries(car_park), {"code": booking.code}, format="json") for c in clients])
+    assert Counter(r.status_code for r in entered) == {201: 1, 409: 7}
+    assert {r.json()["code"] for r in entered if r.status_code == 409} == {"already_inside"}
+
+    at(booking.end + timedelta(hours=1))
+    clients = [api(operator) for _ in range(8)]
+    left = race([lambda c=c: c.post(exits(car_park), {"plate": PLATE}, format="json") for c in clients])
+    statuses = Counter((r.status_code, r.json()["drive_up"]) for r in left)
+    # One exit completes the booking; the others find nobody inside under that plate: drive-up exits.
+    assert statuses == {(201, False): 1, (201, True): 7}
+    assert Payment.objects.filter(kind=PaymentKind.OVERSTAY).count() == 1
+    assert GateEvent.objects.filter(booking=booking).count() == 2
+    assert reserved_over(booking) == [0] * 8

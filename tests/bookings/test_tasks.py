@@ -1,0 +1,86 @@
+"""Periodic sweeps and on-commit work: expiry, no-shows, reminders, e-mails once, occupancy to pricing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core import mail
+
+from bookings import occupancy, tasks
+from bookings.models import Booking, BookingStatus, CapacitySlot, DriverMessage, IdempotencyRecord
+from pricing.models import OccupancyHour
+from tests.bookings.helpers import confirmed, future_window, hold, post_booking
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_sweep_expires_overdue_holds_and_frees_their_bays(driver, car_park, time_machine):
+    start, end = future_window()
+    hold(driver, car_park, start, end)
+    assert tasks.expire_holds() == 0
+    time_machine.move_to(start - timedelta(days=1), tick=False)
+    assert tasks.expire_holds() == 1
+    assert Booking.objects.get().status == BookingStatus.EXPIRED
+    assert not CapacitySlot.objects.filter(reserved__gt=0).exists()
+
+
+def test_a_booking_never_checked_in_becomes_a_no_show_and_frees_its_bays(driver, car_park, time_machine):
+    start, end = future_window()
+    confirmed(driver, car_park, start, end)
+    time_machine.move_to(end - timedelta(minutes=1), tick=False)
+    assert tasks.mark_no_shows() == 0
+    time_machine.move_to(end + timedelta(minutes=1), tick=False)
+    assert tasks.mark_no_shows() == 1
+    assert Booking.objects.get().status == BookingStatus.NO_SHOW
+    assert not CapacitySlot.objects.filter(reserved__gt=0).exists()
+
+
+def test_a_message_is_sent_once_however_often_the_task_runs(driver, car_park):
+    start, end = future_window()
+    booking = confirmed(driver, car_park, start, end)
+    results = [tasks.send_driver_message(booking.pk, "confirmation") for _ in range(3)]
+    assert results == [1, 0, 0]
+    assert len(mail.outbox) == 1
+    assert booking.code in mail.outbox[0].body
+    assert mail.outbox[0].to == [driver.email]
+    assert DriverMessage.objects.get().sent_at is not None
+
+
+def test_reminders_go_once_shortly_before_the_start(driver, car_park, time_machine):
+    start, end = future_window()
+    confirmed(driver, car_park, start, end)
+    assert tasks.send_reminders() == 0
+    time_machine.move_to(start - timedelta(hours=1), tick=False)
+    assert tasks.send_reminders() == 1
+    assert tasks.send_reminders() == 0
+    assert [m.subject for m in mail.outbox] == [f"Your parking at {car_park.name} starts soon"]
+
+
+def test_confirmed_occupancy_is_handed_to_pricing_per_local_hour(driver, other_driver, car_park):
+    start, end = future_window(hours=2)
+    confirmed(driver, car_park, start, end)
+    confirmed(other_driver, car_park, start + timedelta(minutes=30), start + timedelta(hours=1))
+    hold(driver, car_park, start, end)  # unpaid holds are not occupancy
+    occupancy.publish_for_window(car_park, start, end)
+    rows = {row.hour_start: row.occupied for row in OccupancyHour.objects.filter(car_park=car_park, source="bookings")}
+    assert rows == {start: Decimal("1.50"), start + timedelta(hours=1): Decimal("1.00")}
+
+
+def test_local_hours_across_the_autumn_change_are_25(car_park):
+    zone = ZoneInfo("Europe/London")
+    day = datetime(2026, 10, 25, tzinfo=zone)
+    hours = occupancy.local_hour_starts(day, day + timedelta(days=1), zone)
+    assert len(hours) == 25
+    spring = datetime(2026, 3, 29, tzinfo=zone)
+    assert len(occupancy.local_hour_starts(spring, spring + timedelta(days=1), zone)) == 23
+
+
+def test_old_idempotency_records_are_purged(api, driver, car_park, time_machine):
+    start, end = future_window()
+    post_booking(api(driver), driver, car_park, start, end, key="old")
+    time_machine.move_to(start, tick=False)
+    assert tasks.purge_idempotency_records() == 1
+    assert not IdempotencyRecord.objects.exists()
