@@ -322,6 +322,10 @@ CELERY_BEAT_SCHEDULE.update(
         "bookings-expire-holds": {"task": "bookings.tasks.expire_holds", "schedule": timedelta(minutes=1)},
         "bookings-mark-no-shows": {"task": "bookings.tasks.mark_no_shows", "schedule": timedelta(minutes=5)},
         "bookings-send-reminders": {"task": "bookings.tasks.send_reminders", "schedule": timedelta(minutes=5)},
+        "bookings-publish-gate-occupancy": {
+            "task": "bookings.tasks.publish_gate_occupancy",
+            "schedule": timedelta(minutes=15),
+        },
         "bookings-purge-idempotency": {
             "task": "bookings.tasks.purge_idempotency_records",
             "schedule": timedelta(hours=6),

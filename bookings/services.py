@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
-from backend.accounts.models import User
+from backend.accounts.models import User, Vehicle
 from backend.api.errors import InvalidInput
 from backend.carparks.models import BayType, CarPark, Closure
 from backend.carparks.selectors import closures_overlapping, is_open_for_window
@@ -120,7 +121,28 @@ def booking_hold(
     _bay_type_checked(car_park, bay_type)
     validate_window(car_park, start, end, now=now)
 
-    holds_expire(now=now, car_park_id=car_park.pk)  # its own transactions: freed bays stay freed
+    try:
+        booking, payment = _hold_in_transaction(driver, car_park, vehicle, start, end, bay_type, now)
+    except WindowFullError:
+        # Overdue holds are swept lazily, where they stand in the way (their own transactions,
+        # so freed bays stay freed), then the hold is tried once more.
+        if not holds_expire(now=now, car_park_id=car_park.pk):
+            raise
+        booking, payment = _hold_in_transaction(driver, car_park, vehicle, start, end, bay_type, now)
+    if payment is not None:
+        try:
+            payment_open(payment=payment)
+        except PaymentProviderError as exc:
+            booking_expire(booking_id=booking.pk, now=now, force=True)
+            raise PaymentUnavailable(
+                "The payment provider cannot take this payment now; nothing was held.", headers={"Retry-After": "30"}
+            ) from exc
+    return booking
+
+
+def _hold_in_transaction(
+    driver: User, car_park: CarPark, vehicle: Vehicle, start: datetime, end: datetime, bay_type: str, now: datetime
+) -> tuple[Booking, Payment | None]:
     with transaction.atomic():
         # One driver's holds queue here, so the unpaid-hold limit holds under concurrency.
         User.objects.select_for_update().only("pk").get(pk=driver.pk)
@@ -159,15 +181,7 @@ def booking_hold(
             payment = payment_create(booking=booking, kind=PaymentKind.BOOKING, amount_minor=booking.amount_minor)
         else:
             _confirm(booking, now=now)
-    if payment is not None:
-        try:
-            payment_open(payment=payment)
-        except PaymentProviderError as exc:
-            booking_expire(booking_id=booking.pk, now=now, force=True)
-            raise PaymentUnavailable(
-                "The payment provider cannot take this payment now; nothing was held.", headers={"Retry-After": "30"}
-            ) from exc
-    return booking
+    return booking, payment
 
 
 def payment_create(
@@ -205,14 +219,22 @@ def payment_open(*, payment: Payment) -> Payment:
     return payment
 
 
-def holds_expire(*, now: datetime | None = None, car_park_id: int | None = None, batch: int = 500) -> int:
-    """Expire overdue holds and extensions (of one car park, or all), giving their bays back."""
+def holds_expire(
+    *,
+    now: datetime | None = None,
+    car_park_id: int | None = None,
+    car_park_ids: Sequence[int] | None = None,
+    batch: int = 500,
+) -> int:
+    """Expire overdue holds and extensions (of some car parks, or all), giving their bays back."""
     now = now or clock.now()
     overdue = Booking.objects.filter(status=BookingStatus.HELD, hold_expires_at__lte=now)
     extensions = BookingExtension.objects.filter(status=ExtensionStatus.HELD, hold_expires_at__lte=now)
     if car_park_id is not None:
-        overdue = overdue.filter(car_park_id=car_park_id)
-        extensions = extensions.filter(booking__car_park_id=car_park_id)
+        car_park_ids = [car_park_id]
+    if car_park_ids is not None:
+        overdue = overdue.filter(car_park_id__in=car_park_ids)
+        extensions = extensions.filter(booking__car_park_id__in=car_park_ids)
     expired = 0
     for booking_id in list(overdue.order_by("hold_expires_at").values_list("pk", flat=True)[:batch]):
         expired += booking_expire(booking_id=booking_id, now=now)

@@ -8,9 +8,10 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.conf import settings
 
+from backend.carparks.models import CarPark
 from backend.core import clock
 from bookings import messages, occupancy, services
-from bookings.models import Booking, BookingStatus, IdempotencyRecord
+from bookings.models import Booking, BookingStatus, GateEvent, IdempotencyRecord
 from bookings.payments.providers import PaymentGatewayError
 
 logger = logging.getLogger(__name__)
@@ -71,3 +72,17 @@ def purge_idempotency_records() -> int:
     cutoff = clock.now() - timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task
+def publish_gate_occupancy() -> int:
+    """Real occupancy of the last and current local hours from gate counts, also for hours with no
+    event (a car that stays counts in every hour it is inside)."""
+    now = clock.now()
+    recent = GateEvent.objects.filter(occurred_at__gte=now - occupancy.LONGEST_GATE_STAY)
+    car_parks = CarPark.objects.filter(pk__in=recent.values("car_park_id").distinct())
+    written = 0
+    for car_park in car_parks:
+        written += occupancy.publish_gate_hour(car_park, now - timedelta(hours=1))
+        written += occupancy.publish_gate_hour(car_park, now)
+    return written

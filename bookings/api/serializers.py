@@ -81,9 +81,18 @@ def quote_data(quote: Quote) -> dict[str, Any]:
 
 
 class PaymentSerializer(serializers.ModelSerializer):
+    """The client secret is for the paying driver's app only; staff see the payment without it."""
+
     class Meta:
         model = Payment
         fields = ["id", "kind", "provider", "client_secret", "status", "amount_minor", "currency", "refunded_minor"]
+
+    def to_representation(self, instance: Payment) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        viewer = getattr(self.context.get("request"), "user", None)
+        if viewer is None or viewer.pk != instance.booking.driver_id or instance.status != PaymentStatus.PENDING:
+            data["client_secret"] = None
+        return data
 
 
 class ExtensionSerializer(serializers.ModelSerializer):
@@ -96,11 +105,12 @@ class ExtensionSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, extension: BookingExtension) -> dict[str, Any] | None:
         payment = next(iter(extension.payments.all()), None)
-        return PaymentSerializer(payment).data if payment is not None else None
+        return PaymentSerializer(payment, context=self.context).data if payment is not None else None
 
 
 class BookingSerializer(serializers.ModelSerializer):
     payment = serializers.SerializerMethodField()
+    payments = serializers.SerializerMethodField()
     extensions = ExtensionSerializer(many=True, read_only=True)
     paid_minor = serializers.SerializerMethodField()
     refunded_minor = serializers.SerializerMethodField()
@@ -127,6 +137,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "hold_expires_at",
             "code",
             "payment",
+            "payments",
             "extensions",
             "created_at",
             "confirmed_at",
@@ -144,7 +155,12 @@ class BookingSerializer(serializers.ModelSerializer):
     def get_payment(self, booking: Booking) -> dict[str, Any] | None:
         """The booking's own payment (not an extension's or an overstay's)."""
         payments = [p for p in self._payments(booking) if p.kind == PaymentKind.BOOKING]
-        return PaymentSerializer(payments[-1]).data if payments else None
+        return PaymentSerializer(payments[-1], context=self.context).data if payments else None
+
+    @extend_schema_field(PaymentSerializer(many=True))
+    def get_payments(self, booking: Booking) -> list[dict[str, Any]]:
+        """Every payment: the booking's, extensions' and an overstay charged at the exit."""
+        return list(PaymentSerializer(self._payments(booking), many=True, context=self.context).data)
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_paid_minor(self, booking: Booking) -> int:

@@ -55,31 +55,15 @@ def _window(request: Request, serializer_class: type[WindowQuerySerializer] = Wi
 class BookableCarParkViewSet(CarParkViewSet):
     """The car-park catalogue, plus free bays and the price for a window (``start``/``end``)."""
 
-    @extend_schema(parameters=WINDOW_PARAMETERS[:2])
+    @extend_schema(parameters=WINDOW_PARAMETERS)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         window = _window(request, OptionalWindowQuerySerializer)
-        response = super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        car_parks = list(page) if page is not None else []
+        rows = self.get_serializer(car_parks, many=True).data
         if "start" in window:
-            self._add_availability_and_price(response, window)
-        return response
-
-    def _add_availability_and_price(self, response: Response, window: dict[str, Any]) -> None:
-        """Two queries for the whole page (slots, then rates), never one per car park."""
-        rows = response.data["results"] if isinstance(response.data, dict) else response.data
-        car_parks = list(CarPark.objects.filter(pk__in=[row["id"] for row in rows]))
-        start, end, bay_type = window["start"], window["end"], window["bay_type"]
-        services.holds_expire(now=clock.now())
-        free = ledger.availability_bulk(car_parks, bay_type, start, end)
-        quotes = quotes_for_window(car_parks, start, end)
-        for row in rows:
-            availability = free[row["id"]]
-            quote = quotes[row["id"]]
-            row["availability"] = {
-                "bay_type": bay_type,
-                "capacity": availability.capacity,
-                "available": availability.available,
-            }
-            row["quote"] = {"amount_minor": quote.amount_minor, "currency": quote.currency}
+            _add_availability_and_price(rows, car_parks, window)
+        return self.get_paginated_response(rows)
 
     @extend_schema(parameters=WINDOW_PARAMETERS, summary="Free bays for the whole of a window")
     @action(detail=True, methods=["get"], permission_classes=[])
@@ -106,6 +90,22 @@ class BookableCarParkViewSet(CarParkViewSet):
         window = _window(request)
         services.validate_window(car_park, window["start"], window["end"], now=clock.now())
         return Response(quote_data(quote_for_window(car_park, window["start"], window["end"])))
+
+
+def _add_availability_and_price(rows: list[dict[str, Any]], car_parks: list[CarPark], window: dict[str, Any]) -> None:
+    """A few queries for the whole page (due holds, slots, rates), never one per car park."""
+    start, end, bay_type = window["start"], window["end"], window["bay_type"]
+    services.holds_expire(car_park_ids=[car_park.pk for car_park in car_parks])
+    free = ledger.availability_bulk(car_parks, bay_type, start, end)
+    quotes = quotes_for_window(car_parks, start, end)
+    for row in rows:
+        availability, quote = free[row["id"]], quotes[row["id"]]
+        row["availability"] = {
+            "bay_type": bay_type,
+            "capacity": availability.capacity,
+            "available": availability.available,
+        }
+        row["quote"] = {"amount_minor": quote.amount_minor, "currency": quote.currency}
 
 
 class BookingFilter(django_filters.FilterSet):

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core import mail
 
+from backend.core import clock
 from bookings import occupancy, tasks
+from bookings.gate import gate_entry_record
 from bookings.models import Booking, BookingStatus, CapacitySlot, DriverMessage, IdempotencyRecord
 from pricing.models import OccupancyHour
 from tests.bookings.helpers import confirmed, future_window, hold, post_booking
@@ -84,3 +86,25 @@ def test_old_idempotency_records_are_purged(api, driver, car_park, time_machine)
     time_machine.move_to(start, tick=False)
     assert tasks.purge_idempotency_records() == 1
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_gate_occupancy_counts_a_drive_up_in_every_hour_it_stays(operator, car_park, time_machine):
+    hour = (clock.now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    time_machine.move_to(hour + timedelta(minutes=30), tick=False)
+    gate_entry_record(car_park=car_park, plate="AB12CDE", occurred_at=clock.now(), staff=operator)
+    time_machine.move_to(hour + timedelta(hours=2, minutes=5), tick=False)
+    assert tasks.publish_gate_occupancy() == 2
+    rows = {row.hour_start: row.occupied for row in OccupancyHour.objects.filter(car_park=car_park, source="gate")}
+    assert rows[hour + timedelta(hours=1)] == Decimal("1.00")
+    assert rows[hour + timedelta(hours=2)] == Decimal("0.08")
+
+
+def test_the_payment_secret_is_shown_to_the_paying_driver_only(api, driver, operator, car_park):
+    start, end = future_window()
+    booking = hold(driver, car_park, start, end)
+    mine = api(driver).get(f"/api/v1/bookings/{booking.pk}").json()
+    staff = api(operator).get(f"/api/v1/bookings/{booking.pk}").json()
+    assert mine["payment"]["client_secret"]
+    assert [p["kind"] for p in mine["payments"]] == ["booking"]
+    assert staff["payment"]["client_secret"] is None
+    assert staff["payments"][0]["client_secret"] is None
