@@ -181,7 +181,7 @@ def _check_entry_allowed(booking: Booking, car_park: CarPark, at: datetime) -> N
     earliest = _entry_opens(booking, car_park)
     if at < earliest:
         raise TooEarly(
-            f"This booking may enter from {earliest.isoformat()}.", extra={"earliest_entry": earliest.isoformat()}
+            f"This booking may enter from {earliest.isoformat()}.", extra={"earliest_entry": services.iso_utc(earliest)}
         )
     if at >= booking.end:
         raise BookingNotActive(

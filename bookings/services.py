@@ -8,7 +8,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +44,7 @@ from bookings.models import (
 )
 from bookings.payments.gateway import get_provider
 from bookings.payments.providers import PaymentProviderError
+from pricing.quotes import Quote
 from pricing.selectors import cancellation_policy_of, quote_for_window
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,20 @@ def validate_window(
     closures = closures_overlapping(car_park, start, end)
     if closures:
         raise InvalidInput(None, f"The car park is closed then: {closures[0].reason}.", code="car_park_closed")
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with ``Z``, the same form as every other time in the API."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def price_lines_of(quote: Quote) -> list[dict[str, Any]]:
+    return [
+        {**line.as_dict(), "starts_at": iso_utc(line.starts_at), "ends_at": iso_utc(line.ends_at)}
+        for line in quote.lines
+    ]
 
 
 def _bay_type_checked(car_park: CarPark, bay_type: str) -> str:
@@ -169,7 +184,7 @@ def _hold_in_transaction(
             currency=quote.currency,
             tax_minor=quote.tax.to_minor(),
             tax_rate=quote.tax_rate,
-            price_lines=[line.as_dict() for line in quote.lines],
+            price_lines=price_lines_of(quote),
             hold_expires_at=now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES),
         )
         try:
@@ -395,8 +410,8 @@ def _apply_extension(booking: Booking, extension: BookingExtension, now: datetim
             "kind": "extension",
             "description": f"Extension to {extension.new_end.isoformat()}",
             "amount_minor": extension.amount_minor,
-            "starts_at": extension.old_end.isoformat(),
-            "ends_at": extension.new_end.isoformat(),
+            "starts_at": iso_utc(extension.old_end),
+            "ends_at": iso_utc(extension.new_end),
         },
     ]
     booking.save(update_fields=["end", "ledger_end", "amount_minor", "price_lines"])
@@ -599,8 +614,8 @@ def _booking_summary(booking: Booking) -> dict[str, Any]:
     return {
         "id": booking.pk,
         "status": booking.status,
-        "start": booking.start.isoformat(),
-        "end": booking.end.isoformat(),
+        "start": iso_utc(booking.start),
+        "end": iso_utc(booking.end),
         "bay_type": booking.bay_type,
         "plate": booking.plate,
     }

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from backend.api.fields import AwareDateTimeField
 from backend.carparks.models import BayType
 from bookings.models import Booking, BookingExtension, Payment, PaymentKind, PaymentStatus
+from bookings.services import iso_utc, price_lines_of
 from pricing.quotes import Quote
 
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_chargeDeclined")
@@ -67,16 +68,16 @@ class OfflineConfirmSerializer(serializers.Serializer):
 def quote_data(quote: Quote) -> dict[str, Any]:
     return {
         "car_park": quote.car_park_id,
-        "start": quote.start.isoformat(),
-        "end": quote.end.isoformat(),
+        "start": iso_utc(quote.start),
+        "end": iso_utc(quote.end),
         "amount_minor": quote.amount_minor,
         "currency": quote.currency,
         "tax_minor": quote.tax.to_minor(),
         "tax_rate": str(quote.tax_rate),
-        "lines": [line.as_dict() for line in quote.lines],
+        "lines": price_lines_of(quote),
         "rate_source": quote.rate_source,
         "cancellation_policy": quote.cancellation_policy.as_dict(),
-        "valid_until": quote.valid_until.isoformat(),
+        "valid_until": iso_utc(quote.valid_until),
     }
 
 

@@ -145,7 +145,7 @@ def test_entry_before_the_grace_is_too_early_and_changes_nothing(api, at, operat
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "too_early"
-    assert body["earliest_entry"] == (booking.start - timedelta(minutes=15)).isoformat()
+    assert body["earliest_entry"] == (booking.start - timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CONFIRMED
     assert booking.checked_in_at is None
