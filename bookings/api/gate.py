@@ -9,6 +9,7 @@ list and revoke devices.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -179,10 +180,21 @@ class _GateView(APIView):
             raise PermissionDenied("This gate device belongs to another car park.", code="wrong_car_park")
         return get_object_or_404(CarPark.objects.live(), pk=car_park_id), device, None
 
-    def _input(self, request: Request) -> dict[str, Any]:
+    def _pass(self, request: Request, car_park_id: int, record: Callable[..., gate.GatePassage]) -> Response:
+        """Entry and exit alike: who calls, what they sent, then the gate service's answer."""
+        car_park, device, staff = self._caller(request, car_park_id)
         data = GatePassageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return data.validated_data
+        values = data.validated_data
+        passage = record(
+            car_park=car_park,
+            code=values.get("code"),
+            plate=values.get("plate"),
+            occurred_at=values["occurred_at"],
+            device=device,
+            staff=staff,
+        )
+        return Response(GatePassageResultSerializer(_passage_data(passage)).data, status=status.HTTP_201_CREATED)
 
 
 class EntryView(_GateView):
@@ -194,17 +206,7 @@ class EntryView(_GateView):
         responses={201: GatePassageResultSerializer},
     )
     def post(self, request: Request, car_park_id: int) -> Response:
-        car_park, device, staff = self._caller(request, car_park_id)
-        values = self._input(request)
-        passage = gate.gate_entry_record(
-            car_park=car_park,
-            code=values.get("code"),
-            plate=values.get("plate"),
-            occurred_at=values["occurred_at"],
-            device=device,
-            staff=staff,
-        )
-        return Response(GatePassageResultSerializer(_passage_data(passage)).data, status=status.HTTP_201_CREATED)
+        return self._pass(request, car_park_id, gate.gate_entry_record)
 
 
 class ExitView(_GateView):
@@ -216,17 +218,7 @@ class ExitView(_GateView):
         responses={201: GatePassageResultSerializer},
     )
     def post(self, request: Request, car_park_id: int) -> Response:
-        car_park, device, staff = self._caller(request, car_park_id)
-        values = self._input(request)
-        passage = gate.gate_exit_record(
-            car_park=car_park,
-            code=values.get("code"),
-            plate=values.get("plate"),
-            occurred_at=values["occurred_at"],
-            device=device,
-            staff=staff,
-        )
-        return Response(GatePassageResultSerializer(_passage_data(passage)).data, status=status.HTTP_201_CREATED)
+        return self._pass(request, car_park_id, gate.gate_exit_record)
 
 
 # --- devices -----------------------------------------------------------------------------------
