@@ -23,6 +23,31 @@ class ClosureAffectsBookings(Conflict):
     code = "closure_affects_bookings"
 
 
+# --- at the gate ---
+
+
+class BookingNotFound(DomainError):
+    status = 404
+    code = "booking_not_found"
+    title = "Not found"
+
+
+class TooEarly(Conflict):
+    code = "too_early"
+
+
+class AlreadyInside(Conflict):
+    code = "already_inside"
+
+
+class NotInside(Conflict):
+    code = "not_inside"
+
+
+class BookingNotActive(Conflict):
+    code = "booking_not_active"
+
+
 class PaymentUnavailable(DomainError):
     status = 503
     code = "payment_provider_unavailable"
@@ -30,11 +55,16 @@ class PaymentUnavailable(DomainError):
 
 
 __all__ = [
+    "AlreadyInside",
+    "BookingNotActive",
+    "BookingNotFound",
     "CapacityBelowSold",
     "ClosureAffectsBookings",
     "InvalidInput",
     "InvalidTransition",
+    "NotInside",
     "PaymentUnavailable",
+    "TooEarly",
     "UnpaidHoldLimit",
     "WindowFullError",
 ]

@@ -23,11 +23,12 @@ from django.conf import settings
 from django.db import transaction
 
 from backend.accounts.models import User
-from backend.api.errors import Conflict, DomainError, InvalidInput
+from backend.api.errors import InvalidInput
 from backend.audit.services import audit_record
 from backend.carparks.models import CarPark
 from backend.core import clock
 from bookings import ledger, occupancy, services
+from bookings.exceptions import AlreadyInside, BookingNotActive, BookingNotFound, NotInside, TooEarly
 from bookings.models import (
     Booking,
     BookingStatus,
@@ -48,28 +49,6 @@ TOKEN_PREFIX_LENGTH = 8
 
 
 # --- refusals ----------------------------------------------------------------------------------
-
-
-class BookingNotFound(DomainError):
-    status = 404
-    code = "booking_not_found"
-    title = "Not found"
-
-
-class TooEarly(Conflict):
-    code = "too_early"
-
-
-class AlreadyInside(Conflict):
-    code = "already_inside"
-
-
-class NotInside(Conflict):
-    code = "not_inside"
-
-
-class BookingNotActive(Conflict):
-    code = "booking_not_active"
 
 
 class InvalidDeviceToken(Exception):
