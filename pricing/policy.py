@@ -83,6 +83,7 @@ REASON_WITHIN_BAND = "within_band"
 REASON_RAISE = "raise_to_band"
 REASON_LOWER = "lower_to_band"
 REASON_REVENUE = "revenue_max"
+REASON_REVENUE_BAND_UNREACHABLE = "revenue_max_band_unreachable"
 REASON_NO_RESPONSE = "no_price_response"
 
 
@@ -260,9 +261,10 @@ def _desired_rate(
     band: TargetBand,
     elasticity: float,
     mode: Mode,
-    step: Decimal,
+    bounds: RateBounds,
 ) -> tuple[Decimal, str]:
     """The on-grid rate the band (or revenue) asks for, before the operator's limits."""
+    step = bounds.step
     if occupancy <= 0:
         # Nobody comes at any price on this curve: the lowest price is the only lever.
         return Decimal(0), REASON_LOWER
@@ -274,6 +276,10 @@ def _desired_rate(
         # (e > -1) earns most at the highest price still in the band (occupancy at `low`),
         # elastic demand at the lowest (occupancy at `high`).
         if elasticity > -1:
+            if occupancy_at(bounds.minimum, reference_price, occupancy, elasticity) < band.low:
+                # Below the band even at the minimum: a lower rate buys no in-band hour and, with
+                # inelastic demand, loses revenue; the maximum earns most (the daily limit paces it).
+                return _snap(bounds.maximum, step, up=False), REASON_REVENUE_BAND_UNREACHABLE
             target = _price_for(band.low, reference_price, occupancy, elasticity)
             return _snap(_to_decimal(target), step, up=False), REASON_REVENUE
         target = _price_for(band.high, reference_price, occupancy, elasticity)
@@ -373,7 +379,7 @@ def _decide(
             band=band,
             elasticity=elasticity,
             mode=mode,
-            step=bounds.step,
+            bounds=bounds,
         )
     bound: BoundApplied | None
     if window is None:

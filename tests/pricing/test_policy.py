@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -255,3 +255,20 @@ def test_elasticity_source_order_is_estimate_then_operator_then_default() -> Non
     assert resolve_elasticity(0.2, -0.3) == (-0.3, "operator")  # a positive estimate is confounded
     assert resolve_elasticity(None, None) == (DEFAULT_ELASTICITY, "default")
     assert DEFAULT_ELASTICITY == -0.4
+
+
+def test_revenue_mode_prices_an_hour_below_the_band_even_at_the_minimum_at_the_maximum() -> None:
+    bounds = RateBounds(minimum=Decimal("1.00"), maximum=Decimal("6.00"), max_daily_change=Decimal("1.00"), step=STEP)
+    quiet = PlanHour(start=datetime(2026, 6, 2, 6, tzinfo=LONDON), predicted_occupancy=0.2, reference_price=None)
+    (decision,) = plan_rates(
+        [quiet],
+        base_rate=Decimal("2.00"),
+        bounds=bounds,
+        band=TargetBand(),
+        elasticity=-0.4,
+        mode="revenue",
+        previous_rates={(date(2026, 6, 1), 6): Decimal("2.00")},
+    )
+    assert decision.reason == "revenue_max_band_unreachable"
+    assert decision.rate == Decimal("3.00")  # towards the maximum, no faster than the daily limit
+    assert decision.bound_applied == "daily_change"
