@@ -17,9 +17,13 @@ from backend.core.money import Money
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
+_SECONDS_PER_HOUR = Decimal(3600)
 
 RateLookup = Callable[[datetime], Decimal]
-"""The hourly rate for the local hour that starts at the given UTC instant."""
+"""The hourly rate for the local hour that starts at the given UTC instant.
+
+:func:`price_stay` calls it once per segment, in order, with the segment's local hour start.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +107,22 @@ def hour_segments(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[
     Works from seconds into the local hour rather than wall-clock arithmetic, so 23- and
     25-hour days and half-hour offsets (Asia/Kolkata) come out right.
     """
-    segments: list[tuple[datetime, datetime]] = []
+    return [(segment_start, segment_end) for segment_start, segment_end, _ in local_hour_segments(start, end, zone)]
+
+
+def local_hour_segments(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetime, datetime, datetime]]:
+    """:func:`hour_segments` with, for each segment, the UTC instant where its local hour starts.
+
+    One zone conversion per segment: the hour start falls out of the same arithmetic that finds
+    the segment's end, so callers need not convert each segment again.
+    """
+    segments: list[tuple[datetime, datetime, datetime]] = []
     cursor = start
     while cursor < end:
         local = cursor.astimezone(zone)
-        into_hour = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
-        boundary = min(cursor - into_hour + HOUR, end)
-        segments.append((cursor, boundary))
+        hour_start = cursor - timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
+        boundary = min(hour_start + HOUR, end)
+        segments.append((cursor, boundary, hour_start.astimezone(UTC)))
         cursor = boundary
     return segments
 
@@ -145,10 +158,12 @@ def price_stay(
     while block_start < end:
         block_end = min(block_start + DAY, end)
         raw = Decimal(0)
-        for segment_start, segment_end in hour_segments(block_start, block_end, zone):
-            rate = rate_at(segment_start)
+        for segment_start, segment_end, hour_start in local_hour_segments(block_start, block_end, zone):
+            rate = rate_at(hour_start)
             hourly.append((segment_start, rate))
-            raw += rate * Decimal((segment_end - segment_start).total_seconds()) / Decimal(3600)
+            duration = segment_end - segment_start
+            # A whole hour costs exactly its rate (rate * 3600 / 3600 is exact); skip the arithmetic.
+            raw += rate if duration == HOUR else rate * Decimal(duration.total_seconds()) / _SECONDS_PER_HOUR
         charged = Money(raw, currency).rounded()
         lines.append(
             QuoteLine("parking", f"Parking {_describe(block_end - block_start)}", charged, block_start, block_end)

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import FilteredRelation, Q
 
 from backend.carparks.models import CarPark
 from backend.core import clock
 from pricing.models import PublishedRate, RateCard
-from pricing.quotes import HOUR, CancellationPolicy, Quote, QuoteLine, Tariff, hour_segments, price_stay
+from pricing.quotes import HOUR, CancellationPolicy, Quote, QuoteLine, Tariff, price_stay
 
 
 def default_rate_card(car_park: CarPark) -> RateCard:
@@ -47,20 +47,58 @@ def published_rates_for(
     found: dict[int, dict[datetime, Decimal]] = defaultdict(dict)
     if not car_park_ids:
         return found
-    rows = PublishedRate.objects.filter(
-        car_park_id__in=car_park_ids, hour_start__gt=start - HOUR, hour_start__lt=end
-    ).values_list("car_park_id", "hour_start", "rate")
+    # order_by(): the model's default ordering joins the car park to sort by its name; a dict
+    # needs no order.
+    rows = (
+        PublishedRate.objects.filter(car_park_id__in=car_park_ids, hour_start__gt=start - HOUR, hour_start__lt=end)
+        .order_by()
+        .values_list("car_park_id", "hour_start", "rate")
+    )
     for car_park_id, hour_start, rate in rows:
         found[car_park_id][hour_start.astimezone(UTC)] = rate
     return found
 
 
-def _local_hour_start(moment: datetime, zone: ZoneInfo) -> datetime:
-    """The UTC instant where the local hour containing ``moment`` starts."""
-    local = moment.astimezone(zone)
-    return (moment - timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)).astimezone(
-        UTC
+def _card_and_rates(car_park: CarPark, start: datetime, end: datetime) -> tuple[RateCard, dict[datetime, Decimal]]:
+    """The car park's rate card (or the platform default) and its published rates for the window.
+
+    One query: the car park row LEFT JOINed to its rate card (one-to-one) and to the published
+    rates of the window, so a car park with neither still yields one row of NULLs.
+    """
+    rows = (
+        CarPark.objects.filter(pk=car_park.pk)
+        .order_by()
+        .annotate(
+            window_rate=FilteredRelation(
+                "published_rates",
+                condition=Q(published_rates__hour_start__gt=start - HOUR, published_rates__hour_start__lt=end),
+            )
+        )
+        .values_list(
+            "rate_card__id",
+            "rate_card__hourly_rate",
+            "rate_card__daily_maximum",
+            "rate_card__minimum_charge",
+            "rate_card__tax_rate",
+            "window_rate__hour_start",
+            "window_rate__rate",
+        )
     )
+    card: RateCard | None = None
+    published: dict[datetime, Decimal] = {}
+    for card_id, hourly_rate, daily_maximum, minimum_charge, tax_rate, hour_start, rate in rows:
+        if card is None and card_id is not None:
+            card = RateCard(
+                id=card_id,
+                car_park=car_park,
+                hourly_rate=hourly_rate,
+                daily_maximum=daily_maximum,
+                minimum_charge=minimum_charge,
+                tax_rate=tax_rate,
+            )
+        if hour_start is not None:
+            published[hour_start.astimezone(UTC)] = rate
+    return card or default_rate_card(car_park), published
 
 
 def _source_label(published_hours: int, all_hours: int, fallback: str) -> str:
@@ -93,27 +131,20 @@ def _quote(
     ``published`` maps UTC hour starts to rates (see ``published_rates_for``); the quote's
     ``rate_source`` and each parking line say which applied.
     """
-    published = published or {}
-    zone = car_park.zone
     card_rate = card.hourly_rate
     fallback = "rate_card" if card.pk else "platform_default"
-    used: set[datetime] = set()
-    seen: set[datetime] = set()
+    # The local hour start of every priced segment, in the order price_stay asks for them.
+    hours: list[datetime] = []
 
-    def rate_at(segment_start: datetime) -> Decimal:
-        hour = _local_hour_start(segment_start, zone)
-        seen.add(hour)
-        rate = published.get(hour)
-        if rate is None:
-            return card_rate
-        used.add(hour)
-        return rate
+    def rate_at(hour_start: datetime) -> Decimal:
+        hours.append(hour_start)
+        return published.get(hour_start, card_rate) if published else card_rate
 
     quote = price_stay(
         car_park_id=car_park.pk,
         start=start,
         end=end,
-        zone=zone,
+        zone=car_park.zone,
         rate_at=rate_at,
         tariff=Tariff(
             currency=car_park.currency,
@@ -125,20 +156,30 @@ def _quote(
         now=now,
         rate_source=fallback,
     )
-    source = _source_label(len(used), len(seen), fallback)
+    if not published:
+        return quote
+    seen = set(hours)
+    source = _source_label(sum(hour in published for hour in seen), len(seen), fallback)
     if source == fallback:
         return quote
+    segment_hours = [(segment_start, hour) for (segment_start, _), hour in zip(quote.hourly_rates, hours, strict=True)]
     return replace(
-        quote, rate_source=source, lines=tuple(_label_line(line, published, zone, fallback) for line in quote.lines)
+        quote,
+        rate_source=source,
+        lines=tuple(_label_line(line, segment_hours, published, fallback) for line in quote.lines),
     )
 
 
-def _label_line(line: QuoteLine, published: Mapping[datetime, Decimal], zone: ZoneInfo, fallback: str) -> QuoteLine:
+def _label_line(
+    line: QuoteLine,
+    segment_hours: Sequence[tuple[datetime, datetime]],
+    published: Mapping[datetime, Decimal],
+    fallback: str,
+) -> QuoteLine:
+    """Name the rate source of a parking line; ``segment_hours`` pairs segment starts with local hour starts."""
     if line.kind != "parking" or line.starts_at is None or line.ends_at is None:
         return line
-    hours = {
-        _local_hour_start(segment_start, zone) for segment_start, _ in hour_segments(line.starts_at, line.ends_at, zone)
-    }
+    hours = {hour for segment_start, hour in segment_hours if line.starts_at <= segment_start < line.ends_at}
     label = _source_label(sum(hour in published for hour in hours), len(hours), fallback)
     return replace(line, description=f"{line.description} ({_describe_source(label)})")
 
@@ -146,11 +187,10 @@ def _label_line(line: QuoteLine, published: Mapping[datetime, Decimal], zone: Zo
 def quote_for_window(car_park: CarPark, start: datetime, end: datetime) -> Quote:
     """The price of parking at ``car_park`` over ``[start, end)``, computed on the server.
 
-    Reads published rates only (two queries: the rate card and the window's rates): no model
+    Reads published rates only (one query: the rate card and the window's rates): no model
     runs here.
     """
-    card = RateCard.objects.filter(car_park=car_park).first() or default_rate_card(car_park)
-    published = published_rates_for([car_park.pk], start, end).get(car_park.pk)
+    card, published = _card_and_rates(car_park, start, end)
     return _quote(car_park, card, start, end, clock.now(), published)
 
 

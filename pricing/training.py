@@ -9,6 +9,14 @@ One run (:func:`demand_model_train`) records a :class:`DemandModelVersion`:
    ``VAR_DIR/models/`` (path and SHA-256 recorded) and promoted: it becomes the one active model;
    otherwise it is ``rejected`` and the active model stays;
 4. any exception marks the run ``failed`` with the error; the active model keeps serving.
+
+Too little history to evaluate (a fresh install: fewer than ``holdout_weeks`` + 4 weeks, see
+:class:`~pricing.forecasting.NotEnoughHistory`) is not a failure but an expected state that fixes
+itself as data accumulates: the run is ``rejected`` without fitting anything, ``error`` says
+``"not enough history: N days, need M ..."`` and ``metrics`` holds ``history_days`` and
+``history_days_needed``. The nightly run then stops reporting failures for it. (``rejected``,
+not a new ``skipped`` status: both mean "not promoted, the active model stays", and callers that
+alert on ``failed`` keep meaning a real error.)
 """
 
 from __future__ import annotations
@@ -30,7 +38,13 @@ from django.db.models import Max
 
 from backend.carparks.models import CarPark
 from backend.core import clock
-from pricing.forecasting import CarParkSeries, EvaluationResult, OccupancyForecaster, evaluate_forecast
+from pricing.forecasting import (
+    CarParkSeries,
+    EvaluationResult,
+    NotEnoughHistory,
+    OccupancyForecaster,
+    evaluate_forecast,
+)
 from pricing.history import history_by_car_park, in_one_zone
 from pricing.models import DemandModelStatus, DemandModelVersion
 
@@ -153,7 +167,16 @@ def _train(row: DemandModelVersion, *, holdout_weeks: int, seed: int, progress: 
     row.train_start, row.train_end = _utc_range(series)
     hours = sum(len(s.local_hour) for s in series)
     _say(progress, f"v{row.version}: {len(series)} car parks, {hours} hours; evaluating on {holdout_weeks} weeks")
-    result = evaluate_forecast(series, holdout_days=7 * holdout_weeks, seed=seed, country=country, subdiv=subdiv)
+    try:
+        result = evaluate_forecast(series, holdout_days=7 * holdout_weeks, seed=seed, country=country, subdiv=subdiv)
+    except NotEnoughHistory as short:
+        row.status = DemandModelStatus.REJECTED
+        row.error = str(short)
+        row.metrics = {"history_days": short.days, "history_days_needed": short.needed, "car_parks": len(series)}
+        row.finished_at = clock.now()
+        row.save()
+        _say(progress, f"v{row.version}: rejected ({short}); the active model stays")
+        return
     row.features = list(result.feature_names)
     row.metrics = _metrics(result, series)
     _say(
@@ -179,8 +202,9 @@ def demand_model_train(
 ) -> DemandModelVersion:
     """Train, evaluate and (if it beats the baseline) promote a new demand model version.
 
-    Never raises for a training problem: the returned row says ``promoted``, ``rejected`` or
-    ``failed`` (with ``error``). Raises ValueError only for invalid arguments.
+    Never raises for a training problem: the returned row says ``promoted``, ``rejected`` (did not
+    beat the baseline, or not enough history: then ``error`` says why) or ``failed`` (with
+    ``error``). Raises ValueError only for invalid arguments.
     """
     if holdout_weeks < 1:
         raise ValueError("holdout_weeks must be at least 1")

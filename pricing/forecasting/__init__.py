@@ -11,7 +11,7 @@ Pure Python (numpy, scikit-learn, holidays, zoneinfo); no Django. Entry points:
 """
 
 from .csv_reader import DataQualityReport, ImportResult, read_occupancy_csv
-from .evaluation import CarParkScore, EvaluationResult, evaluate_forecast, plot_forecasts
+from .evaluation import CarParkScore, EvaluationResult, NotEnoughHistory, evaluate_forecast, plot_forecasts
 from .features import FeatureConfig
 from .model import Forecast, ForecastRequest, ModelConfig, OccupancyForecaster
 from .series import CarParkSeries, HourlyPoint
@@ -27,6 +27,7 @@ __all__ = [
     "HourlyPoint",
     "ImportResult",
     "ModelConfig",
+    "NotEnoughHistory",
     "OccupancyForecaster",
     "evaluate_forecast",
     "plot_forecasts",

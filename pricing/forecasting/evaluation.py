@@ -30,7 +30,21 @@ from .features import build_panel, seasonal_naive
 from .model import ModelConfig, OccupancyForecaster
 from .series import CarParkSeries
 
-__all__ = ["CarParkScore", "EvaluationResult", "evaluate_forecast", "plot_forecasts"]
+__all__ = ["CarParkScore", "EvaluationResult", "NotEnoughHistory", "evaluate_forecast", "plot_forecasts"]
+
+
+class NotEnoughHistory(ValueError):
+    """The data set is too short to evaluate: no car park has enough training days before the hold-out.
+
+    ``days`` is the number of calendar days the data spans, ``needed`` the days the protocol needs
+    (hold-out days + ``min_train_weeks`` weeks); ``str()`` reads
+    ``"not enough history: 10 days, need 42"``.
+    """
+
+    def __init__(self, *, days: int, needed: int, detail: str = "") -> None:
+        self.days = days
+        self.needed = needed
+        super().__init__(f"not enough history: {days} days, need {needed}{detail}")
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,9 @@ def evaluate_forecast(
     A car park's training days are the local dates before the hold-out with at least one hour of
     data; with fewer than ``7 * min_train_weeks`` it goes to ``not_scored``. ``config``,
     ``country`` and ``subdiv`` are passed to :class:`OccupancyForecaster`.
-    Raises ValueError if the hold-out covers all days or no car park can be scored.
+    Raises :class:`NotEnoughHistory` (a ValueError), before fitting anything, if no car park has
+    ``7 * min_train_weeks`` training days (e.g. the hold-out covers all days), and ValueError if
+    no car park can be scored for another reason (no hold-out hour with a baseline value).
     """
     items = list(series.series if isinstance(series, ImportResult) else series)
     items = [s for s in items if len(s.local_hour)]
@@ -149,14 +165,20 @@ def evaluate_forecast(
     last_day = panel.start_day + panel.n_days - 1
     holdout_start = last_day - holdout_days + 1
     split = int((holdout_start - panel.start_day).astype(np.int64))
-    if split <= 0:
-        raise ValueError("hold-out covers the whole data set")
+    has_data = ~np.isnan(panel.rate)
+    train_days = has_data[:, : max(split, 0)].any(axis=2).sum(axis=1)
+    needed_days = 7 * min_train_weeks
+    if split <= 0 or train_days.max() < needed_days:
+        # Checked before fitting: no car park could be scored, so a model would be trained for nothing.
+        if split <= 0:
+            detail = " (the hold-out covers the whole data set)"
+        else:
+            detail = f" (no car park has {needed_days} training days; the most is {int(train_days.max())})"
+        raise NotEnoughHistory(days=panel.n_days, needed=holdout_days + needed_days, detail=detail)
 
     model = OccupancyForecaster(tz=tz, country=country, subdiv=subdiv, seed=seed, config=config)
     model.fit(items, end=holdout_start.astype(datetime))
 
-    has_data = ~np.isnan(panel.rate)
-    train_days = has_data[:, :split].any(axis=2).sum(axis=1)
     baseline_all = seasonal_naive(panel.rate, panel.n_days // 7 + 1)
     c, d, h = np.nonzero(has_data[:, split:] & ~np.isnan(baseline_all[:, split:]))
     d = d + split

@@ -136,7 +136,7 @@ class OccupancyForecaster:
         ok = ~np.isnan(fm.anchor)
         if not ok.any():
             raise ValueError("no training hour has a reference value (need history >= 24 h old)")
-        X = fm.X[ok]
+        X = _fill_empty_columns(fm.X[ok])
         to_anchor = (y - fm.anchor)[ok]
         to_profile = (y - fm.profile_anchor)[ok]
         cfg = self.config
@@ -257,6 +257,25 @@ class OccupancyForecaster:
             out.append(Forecast(req.code, hours, rates[pos : pos + len(hours)]))
             pos += len(hours)
         return out
+
+
+def _fill_empty_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with every column that has no value at all set to 0 (a copy only if one is changed).
+
+    With short history some inputs are missing for every training hour (the 28-day lag before
+    four weeks of data, the week-before trend before about two). Such a column carries no
+    information, and the trees' binning fails on a column without a single value ("window shape
+    cannot be larger than input array shape"). A constant column is never split on, so the trees
+    ignore that input, also at prediction time when it has values; the linear member reads it as 0
+    anyway. Once history covers it, the next training run learns from it. Partly missing columns
+    stay NaN: the trees route missing values themselves.
+    """
+    empty = np.isnan(X).all(axis=0)
+    if not empty.any():
+        return X
+    filled = X.copy()
+    filled[:, empty] = 0.0
+    return filled
 
 
 def _local_hours(hours: Sequence[datetime] | np.ndarray, tz: str) -> np.ndarray:
