@@ -341,6 +341,14 @@ def _insert_rows(rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
         for car_park_id, hour_start, rate, currency, forecast, predicted, reason in rows
     ]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one round trip: executemany spent most of a 168k-row publish
+            # waiting on the database.
+            columns = ", ".join(quote(name) for name in _COLUMNS)
+            with cursor.cursor.copy(f"COPY {quote(PublishedRate._meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+            return
         for offset in range(0, len(params), 5000):
             cursor.executemany(sql, params[offset : offset + 5000])
 
