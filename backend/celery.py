@@ -6,6 +6,9 @@ from celery import Celery
 from celery.signals import before_task_publish, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+# Before numpy/scikit-learn load: a worker process per core already uses every core, and
+# oversubscribed BLAS/OpenMP threads made model fits several times slower on 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 app = Celery("backend")
 app.config_from_object("django.conf:settings", namespace="CELERY")
