@@ -9,14 +9,12 @@ from backend.accounts.api import views as accounts
 from backend.api.errors import not_found_view
 from backend.carparks.api import views as carparks
 from backend.core.views import HealthView
-from bookings.api.views import BookableCarParkViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("me/vehicles", accounts.VehicleViewSet, basename="vehicle")
 router.register("company/staff", accounts.StaffViewSet, basename="staff")
 router.register("company/invitations", accounts.InvitationViewSet, basename="invitation")
-# The catalogue with availability and prices for a window (bookings builds on carparks).
-router.register("carparks", BookableCarParkViewSet, basename="carpark")
+router.register("carparks", carparks.CarParkViewSet, basename="carpark")
 router.register(r"carparks/(?P<car_park_id>\d+)/closures", carparks.ClosureViewSet, basename="closure")
 
 api_v1 = [

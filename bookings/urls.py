@@ -13,6 +13,10 @@ urlpatterns = [
     path("bookings/<int:pk>/receipt", receipts.ReceiptView.as_view(), name="booking-receipt"),
     path("bookings/<int:pk>/receipt.pdf", receipts.ReceiptPdfView.as_view(), name="booking-receipt-pdf"),
     path("bookings/<int:pk>/qr.png", receipts.QrCodeView.as_view(), name="booking-qr"),
+    path(
+        "carparks/<int:car_park_id>/availability", views.CarParkAvailabilityView.as_view(), name="carpark-availability"
+    ),
+    path("carparks/<int:car_park_id>/quote", views.CarParkQuoteView.as_view(), name="carpark-quote"),
     path("carparks/<int:car_park_id>/entries", gate.EntryView.as_view(), name="gate-entry"),
     path("carparks/<int:car_park_id>/exits", gate.ExitView.as_view(), name="gate-exit"),
     path(

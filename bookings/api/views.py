@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -19,7 +20,6 @@ from rest_framework.views import APIView
 
 from backend.accounts.permissions import IsDriver, acting_user
 from backend.api.errors import DomainError, problem_response
-from backend.carparks.api.views import CarParkViewSet
 from backend.carparks.models import CarPark
 from backend.core import clock
 from bookings import ledger, services, webhooks
@@ -52,23 +52,40 @@ def _window(request: Request, serializer_class: type[WindowQuerySerializer] = Wi
     return query.validated_data
 
 
-class BookableCarParkViewSet(CarParkViewSet):
-    """The car-park catalogue, plus free bays and the price for a window (``start``/``end``)."""
+def search_results_add_availability_and_price(
+    request: Request, rows: list[dict[str, Any]], car_parks: list[CarPark]
+) -> None:
+    """Registered with the car-park search (``backend.carparks.api.views.search_enrichers``):
+    with ``start``/``end``, each result gets its free bays and price for that window."""
+    window = _window(request, OptionalWindowQuerySerializer)
+    if "start" in window:
+        _add_availability_and_price(rows, car_parks, window)
 
-    @extend_schema(parameters=WINDOW_PARAMETERS)
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        window = _window(request, OptionalWindowQuerySerializer)
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        car_parks = list(page) if page is not None else []
-        rows = self.get_serializer(car_parks, many=True).data
-        if "start" in window:
-            _add_availability_and_price(rows, car_parks, window)
-        return self.get_paginated_response(rows)
 
-    @extend_schema(parameters=WINDOW_PARAMETERS, summary="Free bays for the whole of a window")
-    @action(detail=True, methods=["get"], permission_classes=[])
-    def availability(self, request: Request, pk: str) -> Response:
-        car_park = self.get_object()
+def _live_car_park(car_park_id: int) -> CarPark:
+    return get_object_or_404(CarPark.objects.live(), pk=car_park_id)
+
+
+class CarParkAvailabilityView(APIView):
+    permission_classes: list[type] = []
+
+    @extend_schema(
+        parameters=WINDOW_PARAMETERS,
+        summary="Free bays for the whole of a window",
+        responses=inline_serializer(
+            "Availability",
+            {
+                "car_park": serializers.IntegerField(),
+                "start": serializers.DateTimeField(),
+                "end": serializers.DateTimeField(),
+                "bay_type": serializers.CharField(),
+                "capacity": serializers.IntegerField(),
+                "available": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request, car_park_id: int) -> Response:
+        car_park = _live_car_park(car_park_id)
         window = _window(request)
         services.holds_expire(car_park_id=car_park.pk)
         free = ledger.availability(car_park, window["bay_type"], window["start"], window["end"])
@@ -83,10 +100,17 @@ class BookableCarParkViewSet(CarParkViewSet):
             }
         )
 
-    @extend_schema(parameters=WINDOW_PARAMETERS[:2], summary="The price of a stay, computed by the server")
-    @action(detail=True, methods=["get"], permission_classes=[])
-    def quote(self, request: Request, pk: str) -> Response:
-        car_park = self.get_object()
+
+class CarParkQuoteView(APIView):
+    permission_classes: list[type] = []
+
+    @extend_schema(
+        parameters=WINDOW_PARAMETERS[:2],
+        summary="The price of a stay, computed by the server",
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, car_park_id: int) -> Response:
+        car_park = _live_car_park(car_park_id)
         window = _window(request)
         services.validate_window(car_park, window["start"], window["end"], now=clock.now())
         return Response(quote_data(quote_for_window(car_park, window["start"], window["end"])))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -26,6 +27,21 @@ from backend.carparks.api.serializers import (
 )
 from backend.carparks.models import CarPark, Closure, OpeningPeriod
 
+# Apps that add to each search result (bookings: free bays and the price for a start/end window)
+# register here from their AppConfig.ready, as they do with the inventory guards: this app
+# cannot import them. Each gets the request, the page's serialized rows and their car parks, and
+# may raise a ValidationError (a 400) for its own query parameters.
+SearchEnricher = Callable[[Request, list[dict[str, Any]], list[CarPark]], None]
+search_enrichers: list[SearchEnricher] = []
+
+SEARCH_WINDOW_PARAMETERS = [
+    OpenApiParameter(
+        "start", str, description="With end: add each result's free bays and price for [start, end) (ISO 8601 + offset)"
+    ),
+    OpenApiParameter("end", str, description="ISO 8601 with an offset"),
+    OpenApiParameter("bay_type", str, enum=["standard", "accessible", "ev_charging"], required=False),
+]
+
 
 def _is_staff_of(user: Any, car_park: CarPark) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.company_id and user.company_id == car_park.company_id)
@@ -38,7 +54,9 @@ def operator_car_park(request: Request, car_park_id: Any) -> CarPark:
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Search car parks (nearest first with lat/lng)", responses=CarParkSearchResultSerializer(many=True)
+        summary="Search car parks (nearest first with lat/lng)",
+        parameters=SEARCH_WINDOW_PARAMETERS,
+        responses=CarParkSearchResultSerializer(many=True),
     ),
     retrieve=extend_schema(
         summary="A car park (private fields for its own operator)", responses=CarParkPrivateSerializer
@@ -78,6 +96,13 @@ class CarParkViewSet(viewsets.ModelViewSet):
         if self.action == "list":
             return CarParkSearchResultSerializer
         return CarParkSerializer
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        car_parks = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())) or [])
+        rows = self.get_serializer(car_parks, many=True).data
+        for enrich in search_enrichers:
+            enrich(request, rows, car_parks)
+        return self.get_paginated_response(rows)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         car_park = self.get_object()
