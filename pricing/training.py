@@ -21,7 +21,6 @@ alert on ``failed`` keep meaning a real error.)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import traceback
 from collections import Counter
@@ -38,6 +37,7 @@ from django.db.models import Max
 
 from backend.carparks.models import CarPark
 from backend.core import clock
+from backend.core.files import file_sha256
 from pricing.forecasting import (
     CarParkSeries,
     EvaluationResult,
@@ -109,15 +109,7 @@ def _save_artefact(model: OccupancyForecaster, version: int) -> tuple[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"demand-model-v{version}.joblib"
     joblib.dump({"format": ARTEFACT_FORMAT, "version": version, "model": model}, path, compress=3)
-    return str(path), _sha256(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return str(path), file_sha256(path)
 
 
 def artefact_load(row: DemandModelVersion) -> OccupancyForecaster:
@@ -129,7 +121,7 @@ def artefact_load(row: DemandModelVersion) -> OccupancyForecaster:
     path = Path(row.artefact_path)
     if not row.artefact_path or not path.is_file():
         raise ArtefactError(f"model v{row.version}: artefact {row.artefact_path!r} not found")
-    if _sha256(path) != row.artefact_sha256:
+    if file_sha256(path) != row.artefact_sha256:
         raise ArtefactError(f"model v{row.version}: artefact {path} does not match its recorded SHA-256")
     payload = joblib.load(path)
     if not isinstance(payload, dict) or payload.get("format") != ARTEFACT_FORMAT:

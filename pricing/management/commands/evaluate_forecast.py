@@ -20,9 +20,8 @@ from pricing.forecasting import (
     ImportResult,
     evaluate_forecast,
     plot_forecasts,
-    read_occupancy_csv,
 )
-from pricing.history import in_one_zone, series_from_db
+from pricing.management.history_options import add_history_arguments, csv_history, database_history
 from pricing.models import OccupancyImport, OccupancySource
 
 PLOTTED_CAR_PARKS = 4
@@ -95,19 +94,7 @@ class Command(BaseCommand):
             default=4,
             help="Car parks with fewer weeks of training days are not scored (default 4).",
         )
-        parser.add_argument(
-            "--csv", type=Path, help="Evaluate this CSV (Birmingham format) instead of the database history."
-        )
-        parser.add_argument("--timezone", default="Europe/London", help="Zone of the CSV's wall-clock times.")
-        parser.add_argument(
-            "--over-capacity", choices=("clip", "drop"), default="clip", help="CSV readings above capacity."
-        )
-        parser.add_argument(
-            "--source",
-            choices=("all", *OccupancySource.values),
-            default="all",
-            help="Database history to use: all sources merged (default) or one source.",
-        )
+        add_history_arguments(parser, csv_help="Evaluate this CSV (Birmingham format) instead of the database history.")
         parser.add_argument(
             "--plot",
             type=Path,
@@ -153,20 +140,9 @@ class Command(BaseCommand):
     def _load(self, options: dict[str, Any]) -> tuple[ImportResult | list[CarParkSeries], str]:
         """The series to evaluate and where they came from."""
         if options["csv"] is not None:
-            self.stderr.write(f"Reading {options['csv']} ...")
-            try:
-                imported = read_occupancy_csv(
-                    options["csv"], tz=options["timezone"], over_capacity=options["over_capacity"]
-                )
-            except OSError as exc:
-                raise CommandError(f"cannot read {options['csv']}: {exc}") from exc
-            return imported, f"csv:{options['csv']}"
-        self.stderr.write("Loading occupancy history from the database ...")
+            return csv_history(options, self.stderr), f"csv:{options['csv']}"
+        tz, series = database_history(options, self.stderr)
         source = None if options["source"] == "all" else options["source"]
-        series = list(series_from_db(source=source))
-        if not series:
-            raise CommandError("no occupancy history in the database (import some with import_occupancy)")
-        tz, series = in_one_zone(series)
         origin = f"database:{options['source']}"
         # With one import behind all the history, its data-quality report explains the data
         # handling exactly as the CSV path does.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import zoneinfo
@@ -11,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from backend.core.files import file_sha256
 from backend.core.money import is_known_currency
 from pricing.forecasting import DataQualityReport, read_occupancy_csv
 from pricing.services import ImportSummary, NewCarParkDefaults, occupancy_import
@@ -25,14 +25,6 @@ def _lat_lng(text: str) -> tuple[float, float]:
     if not (-90 <= lat <= 90 and -180 <= lng <= 180):
         raise CommandError(f"--near is out of range: {text!r}")
     return lat, lng
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Command(BaseCommand):
@@ -100,7 +92,7 @@ class Command(BaseCommand):
             imported=imported,
             source_name=source_name,
             file_name=path.name,
-            file_sha256=_sha256(path),
+            file_sha256=file_sha256(path),
             create_car_parks=defaults,
             progress=self.stderr.write,
         )

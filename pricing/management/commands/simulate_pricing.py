@@ -12,9 +12,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from threadpoolctl import threadpool_limits
 
-from pricing.forecasting import CarParkSeries, read_occupancy_csv
-from pricing.history import in_one_zone, series_from_db
-from pricing.models import OccupancySource
+from pricing.forecasting import CarParkSeries
+from pricing.management.history_options import add_history_arguments, csv_history, database_history
 from pricing.policy import RateBounds, TargetBand
 from pricing.simulation import POLICY_NAMES, SimulationConfig, SimulationResult, plot_simulation, simulate_pricing
 
@@ -39,17 +38,7 @@ class Command(BaseCommand):
         defaults = SimulationConfig()
         parser.add_argument("--weeks", type=int, default=defaults.weeks, help="Weeks simulated at the end (default 4).")
         parser.add_argument("--seed", type=int, default=defaults.seed, help="Seed of e_true and the model (default 0).")
-        parser.add_argument("--csv", type=Path, help="Simulate this CSV (Birmingham format) instead of the database.")
-        parser.add_argument("--timezone", default="Europe/London", help="Zone of the CSV's wall-clock times.")
-        parser.add_argument(
-            "--over-capacity", choices=("clip", "drop"), default="clip", help="CSV readings above capacity."
-        )
-        parser.add_argument(
-            "--source",
-            choices=("all", *OccupancySource.values),
-            default="all",
-            help="Database history to use: all sources merged (default) or one source.",
-        )
+        add_history_arguments(parser, csv_help="Simulate this CSV (Birmingham format) instead of the database.")
         parser.add_argument("--base-rate", default=str(defaults.base_rate), help="Base (historic) rate per hour.")
         parser.add_argument("--minimum", default=str(defaults.bounds.minimum), help="Lowest rate allowed.")
         parser.add_argument("--maximum", default=str(defaults.bounds.maximum), help="Highest rate allowed.")
@@ -120,20 +109,8 @@ class Command(BaseCommand):
     def _load(self, options: dict[str, Any]) -> tuple[list[CarParkSeries], str]:
         """The series to replay and where they came from."""
         if options["csv"] is not None:
-            self.stderr.write(f"Reading {options['csv']} ...")
-            try:
-                imported = read_occupancy_csv(
-                    options["csv"], tz=options["timezone"], over_capacity=options["over_capacity"]
-                )
-            except OSError as exc:
-                raise CommandError(f"cannot read {options['csv']}: {exc}") from exc
-            return list(imported.series), f"csv:{options['csv']}"
-        self.stderr.write("Loading occupancy history from the database ...")
-        source = None if options["source"] == "all" else options["source"]
-        series = list(series_from_db(source=source))
-        if not series:
-            raise CommandError("no occupancy history in the database (import some with import_occupancy)")
-        _, series = in_one_zone(series)
+            return list(csv_history(options, self.stderr).series), f"csv:{options['csv']}"
+        _, series = database_history(options, self.stderr)
         return series, f"database:{options['source']}"
 
     def _print(self, result: SimulationResult, plots: list[Path]) -> None:
