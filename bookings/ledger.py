@@ -1,9 +1,10 @@
 """The capacity ledger: per car park, bay type and 15-minute slot, ``capacity`` and ``reserved``.
 
-Taking capacity is one guarded ``UPDATE ... SET reserved = reserved + 1 WHERE reserved < capacity``
-over every slot of the window, after locking those rows in time order (so overlapping holds
-cannot deadlock). If fewer rows change than the window has slots, the caller's transaction is
-rolled back. A CHECK constraint ``reserved <= capacity`` backs it in the database.
+Taking capacity locks the window's rows in time order (so overlapping holds cannot deadlock) and
+adds one to ``reserved`` only where ``reserved < capacity``; if any slot is full, the caller's
+transaction is rolled back. On PostgreSQL the lock, the check and the update are one statement
+that takes every slot or none; releases lock in the same order. A CHECK constraint
+``reserved <= capacity`` backs it in the database.
 
 A slot row is created on first use; a missing row means "every bay of that type is free".
 Closures set the capacity of their slots to 0 (rows created as needed).
@@ -11,10 +12,13 @@ Closures set the capacity of their slots to 0 (rows created as needed).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet
 
 from backend.carparks.models import BAY_COUNT_FIELDS, CarPark, Closure
@@ -59,40 +63,122 @@ def _slots(car_park_id: int, bay_type: str, ledger_start: datetime, ledger_end: 
 
 def ensure_slots(car_park: CarPark, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> int:
     """Create the window's missing slot rows (capacity = bays, or 0 inside a closure); return the slot count."""
-    expected = slot_starts(ledger_start, ledger_end)
-    existing = _slots(car_park.pk, bay_type, ledger_start, ledger_end).count()
-    if existing < len(expected):
-        closures = list(car_park.closures.filter(starts_at__lt=ledger_end, ends_at__gt=ledger_start))
-        bays = car_park.bays_of(bay_type)
-        CapacitySlot.objects.bulk_create(
-            [
-                CapacitySlot(
-                    car_park=car_park,
-                    bay_type=bay_type,
-                    starts_at=starts_at,
-                    capacity=0 if _in_closure(starts_at, closures) else bays,
-                )
-                for starts_at in expected
-            ],
-            ignore_conflicts=True,  # a concurrent hold may have created some of them
-            batch_size=500,
-        )
-    return len(expected)
+    expected = len(slot_starts(ledger_start, ledger_end))
+    if _slots(car_park.pk, bay_type, ledger_start, ledger_end).count() < expected:
+        _create_slots(car_park, bay_type, ledger_start, ledger_end)
+    return expected
+
+
+def _create_slots(car_park: CarPark, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> None:
+    """Insert the window's slot rows that do not exist yet (a concurrent hold may create some too)."""
+    closures = list(car_park.closures.filter(starts_at__lt=ledger_end, ends_at__gt=ledger_start))
+    bays = car_park.bays_of(bay_type)
+    CapacitySlot.objects.bulk_create(
+        [
+            CapacitySlot(
+                car_park=car_park,
+                bay_type=bay_type,
+                starts_at=starts_at,
+                capacity=0 if _in_closure(starts_at, closures) else bays,
+            )
+            for starts_at in slot_starts(ledger_start, ledger_end)
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
 
 
 def reserve(car_park: CarPark, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> None:
     """Take one bay for every slot of the window, or raise ``WindowFull``. Call inside a transaction."""
+    if connection.vendor == "postgresql":
+        outcome = _take_all_or_nothing(car_park.pk, bay_type, ledger_start, ledger_end)
+        if outcome is _Take.ROWS_MISSING:  # nobody has booked some of these slots yet
+            _create_slots(car_park, bay_type, ledger_start, ledger_end)
+            outcome = _take_all_or_nothing(car_park.pk, bay_type, ledger_start, ledger_end)
+        if outcome is not _Take.TAKEN:
+            raise WindowFull
+        return
+    # SQLite runs one writer at a time: no lock order to keep, nothing to race.
     expected = ensure_slots(car_park, bay_type, ledger_start, ledger_end)
     window = _slots(car_park.pk, bay_type, ledger_start, ledger_end)
-    # Lock in time order first: two overlapping holds then queue instead of deadlocking.
-    list(window.select_for_update().order_by("starts_at").values_list("id", flat=True))
     updated = window.filter(reserved__lt=F("capacity")).update(reserved=F("reserved") + 1)
     if updated != expected:
         raise WindowFull
 
 
+class _Take(enum.Enum):
+    TAKEN = "taken"
+    FULL = "full"
+    ROWS_MISSING = "rows_missing"
+
+
+# The window's rows are locked in time order (so overlapping holds queue instead of deadlocking);
+# under READ COMMITTED a row locked after a wait is re-read, so ``verdict`` sees what is sold now.
+# Nothing is updated unless every slot of the window has a row and a free bay. When rows are
+# missing, nothing is locked either: the caller then creates them while holding no slot lock
+# (creations wait on each other in time order only) and takes again.
+_TAKE_ALL_OR_NOTHING = """
+WITH present AS (
+    SELECT count(*) AS existing FROM bookings_capacityslot
+    WHERE car_park_id = %(car_park)s AND bay_type = %(bay_type)s
+      AND starts_at >= %(start)s AND starts_at < %(end)s
+), window_slots AS (
+    SELECT id, reserved, capacity FROM bookings_capacityslot
+    WHERE car_park_id = %(car_park)s AND bay_type = %(bay_type)s
+      AND starts_at >= %(start)s AND starts_at < %(end)s
+      AND (SELECT existing FROM present) = %(slots)s
+    ORDER BY starts_at
+    FOR UPDATE
+), verdict AS (
+    SELECT count(*) = %(slots)s AS all_present, coalesce(bool_and(reserved < capacity), true) AS all_free
+    FROM window_slots
+), taken AS (
+    UPDATE bookings_capacityslot AS slot SET reserved = slot.reserved + 1
+    FROM window_slots, verdict
+    WHERE slot.id = window_slots.id AND verdict.all_present AND verdict.all_free
+    RETURNING slot.id
+)
+SELECT verdict.all_present, verdict.all_free, (SELECT count(*) FROM taken) FROM verdict
+"""
+
+
+# Release locks the same rows in the same order as a hold, so the two never deadlock.
+_RELEASE_IN_ORDER = """
+WITH window_slots AS (
+    SELECT id FROM bookings_capacityslot
+    WHERE car_park_id = %(car_park)s AND bay_type = %(bay_type)s
+      AND starts_at >= %(start)s AND starts_at < %(end)s
+    ORDER BY starts_at
+    FOR UPDATE
+)
+UPDATE bookings_capacityslot AS slot SET reserved = slot.reserved - 1
+FROM window_slots
+WHERE slot.id = window_slots.id AND slot.reserved > 0
+"""
+
+
+def _window_params(car_park_id: int, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> dict[str, Any]:
+    return {"car_park": car_park_id, "bay_type": bay_type, "start": ledger_start, "end": ledger_end}
+
+
+def _take_all_or_nothing(car_park_id: int, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> _Take:
+    """PostgreSQL: one bay of every slot of the window in one statement, or nothing."""
+    params = _window_params(car_park_id, bay_type, ledger_start, ledger_end)
+    params["slots"] = len(slot_starts(ledger_start, ledger_end))
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_ALL_OR_NOTHING, params)
+        all_present, all_free, taken = cursor.fetchone()
+    if taken == params["slots"]:
+        return _Take.TAKEN
+    return _Take.FULL if all_present or not all_free else _Take.ROWS_MISSING
+
+
 def release(car_park_id: int, bay_type: str, ledger_start: datetime, ledger_end: datetime) -> int:
     """Give back one bay for every slot of the window. Call inside the transaction that ends the booking."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_RELEASE_IN_ORDER, _window_params(car_park_id, bay_type, ledger_start, ledger_end))
+            return cursor.rowcount
     return (
         _slots(car_park_id, bay_type, ledger_start, ledger_end)
         .filter(reserved__gt=0)
