@@ -108,6 +108,12 @@ if "sqlite" in _db["ENGINE"]:
 else:
     _db.setdefault("OPTIONS", {})
     _db["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Server-side parameters, and each statement prepared on a connection after its second
+        # use: PostgreSQL then plans the hot queries (holds, quotes, search) once per connection.
+        # Turn off behind a transaction-mode pooler (PgBouncer) that cannot keep them.
+        _db["OPTIONS"].setdefault("server_side_binding", True)
+        _db["OPTIONS"].setdefault("prepare_threshold", 2)
     if env.bool("DATABASE_POOL", default=False):
         _db["OPTIONS"]["pool"] = {"min_size": 2, "max_size": env.int("DATABASE_POOL_MAX", default=10)}
     else:

@@ -81,7 +81,8 @@ class Booking(models.Model):
     class Meta:
         ordering = ["-start", "-id"]
         indexes = [
-            models.Index(fields=["driver", "status"], name="booking_driver_status"),
+            # Also counts a driver's unpaid holds (status held, hold not yet expired) in one range scan.
+            models.Index(fields=["driver", "status", "hold_expires_at"], name="booking_driver_status_expiry"),
             models.Index(fields=["car_park", "status", "start"], name="booking_carpark_status_start"),
             models.Index(fields=["status", "hold_expires_at"], name="booking_status_expiry"),
             models.Index(fields=["status", "end"], name="booking_status_end"),

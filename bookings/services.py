@@ -125,25 +125,23 @@ def booking_hold(
     ``UnpaidHoldLimit`` (409) when the driver already has the maximum of unpaid holds,
     ``WindowFullError`` (409) when some slot of the window is sold out, and
     ``PaymentUnavailable`` (503, the hold released) when the provider cannot be reached.
+    The booking comes back with its payments and extensions loaded (no need to read it again).
     """
     now = now or clock.now()
     car_park = CarPark.objects.live().filter(pk=car_park_id).first()
     if car_park is None:
         raise InvalidInput("car_park", "No such car park.", code="does_not_exist")
-    vehicle = driver.vehicles.filter(pk=vehicle_id).first()
-    if vehicle is None:
-        raise InvalidInput("vehicle", "No such vehicle among yours.", code="does_not_exist")
     _bay_type_checked(car_park, bay_type)
     validate_window(car_park, start, end, now=now)
 
     try:
-        booking, payment = _hold_in_transaction(driver, car_park, vehicle, start, end, bay_type, now)
+        booking, payment = _hold_in_transaction(driver, car_park, vehicle_id, start, end, bay_type, now)
     except WindowFullError:
         # Overdue holds are swept lazily, where they stand in the way (their own transactions,
         # so freed bays stay freed), then the hold is tried once more.
         if not holds_expire(now=now, car_park_id=car_park.pk):
             raise
-        booking, payment = _hold_in_transaction(driver, car_park, vehicle, start, end, bay_type, now)
+        booking, payment = _hold_in_transaction(driver, car_park, vehicle_id, start, end, bay_type, now)
     if payment is not None:
         try:
             payment_open(payment=payment)
@@ -152,15 +150,29 @@ def booking_hold(
             raise PaymentUnavailable(
                 "The payment provider cannot take this payment now; nothing was held.", headers={"Retry-After": "30"}
             ) from exc
-    return booking
+    return with_related_known(booking, payments=[payment] if payment else [], extensions=[])
+
+
+def _lock_driver_and_get_vehicle(driver: User, vehicle_id: int) -> Vehicle:
+    """The driver's vehicle, with the driver's row locked in the same query: one driver's holds
+    queue here, so the unpaid-hold limit holds under concurrency."""
+    vehicle = (
+        Vehicle.objects.filter(pk=vehicle_id, owner=driver)
+        .select_related("owner")
+        .select_for_update(of=("owner",))
+        .only("plate", "owner__id")
+        .first()
+    )
+    if vehicle is None:
+        raise InvalidInput("vehicle", "No such vehicle among yours.", code="does_not_exist")
+    return vehicle
 
 
 def _hold_in_transaction(
-    driver: User, car_park: CarPark, vehicle: Vehicle, start: datetime, end: datetime, bay_type: str, now: datetime
+    driver: User, car_park: CarPark, vehicle_id: int, start: datetime, end: datetime, bay_type: str, now: datetime
 ) -> tuple[Booking, Payment | None]:
     with transaction.atomic():
-        # One driver's holds queue here, so the unpaid-hold limit holds under concurrency.
-        User.objects.select_for_update().only("pk").get(pk=driver.pk)
+        vehicle = _lock_driver_and_get_vehicle(driver, vehicle_id)
         unpaid = Booking.objects.filter(driver=driver, status=BookingStatus.HELD, hold_expires_at__gt=now).count()
         if unpaid >= settings.BOOKING_MAX_UNPAID_HOLDS:
             raise UnpaidHoldLimit(
@@ -197,6 +209,18 @@ def _hold_in_transaction(
         else:
             _confirm(booking, now=now)
     return booking, payment
+
+
+def with_related_known(booking: Booking, *, payments: list[Payment], extensions: list[BookingExtension]) -> Booking:
+    """Fill Django's prefetch cache of ``booking`` with related rows this transaction just wrote, so
+    showing it reads nothing back (as if ``prefetch_related("payments", "extensions")`` had run)."""
+    cache: dict[str, Any] = booking.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, objects in (("payments", payments), ("extensions", extensions)):
+        queryset = getattr(booking, name).all()
+        queryset._result_cache = list(objects)
+        queryset._prefetch_done = True
+        cache[name] = queryset
+    return booking
 
 
 def payment_create(

@@ -193,7 +193,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             bay_type=values["bay_type"],
         )
         return Response(
-            self._fresh(booking.pk),
+            BookingSerializer(booking, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/bookings/{booking.pk}"},
         )
