@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, Sum, Value
 
 from backend.accounts.models import User, Vehicle
 from backend.api.errors import InvalidInput
@@ -265,7 +265,11 @@ def holds_expire(
     car_park_ids: Sequence[int] | None = None,
     batch: int = 500,
 ) -> int:
-    """Expire overdue holds and extensions (of some car parks, or all), giving their bays back."""
+    """Expire overdue holds and extensions (of some car parks, or all), giving their bays back.
+
+    One query finds both kinds (this runs before every availability answer and search), then
+    each is expired in its own transaction, oldest first.
+    """
     now = now or clock.now()
     overdue = Booking.objects.filter(status=BookingStatus.HELD, hold_expires_at__lte=now)
     extensions = BookingExtension.objects.filter(status=ExtensionStatus.HELD, hold_expires_at__lte=now)
@@ -274,11 +278,20 @@ def holds_expire(
     if car_park_ids is not None:
         overdue = overdue.filter(car_park_id__in=car_park_ids)
         extensions = extensions.filter(booking__car_park_id__in=car_park_ids)
+    fields = ("is_extension", "pk", "hold_expires_at")
+    due = (
+        overdue.order_by()
+        .annotate(is_extension=Value(False))
+        .values_list(*fields)
+        .union(extensions.order_by().annotate(is_extension=Value(True)).values_list(*fields), all=True)
+        .order_by("hold_expires_at")
+    )
     expired = 0
-    for booking_id in list(overdue.order_by("hold_expires_at").values_list("pk", flat=True)[:batch]):
-        expired += booking_expire(booking_id=booking_id, now=now)
-    for extension_id in list(extensions.order_by("hold_expires_at").values_list("pk", flat=True)[:batch]):
-        expired += extension_expire(extension_id=extension_id, now=now)
+    for is_extension, pk, _ in list(due[:batch]):
+        if is_extension:
+            expired += extension_expire(extension_id=pk, now=now)
+        else:
+            expired += booking_expire(booking_id=pk, now=now)
     return expired
 
 

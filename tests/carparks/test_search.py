@@ -57,6 +57,22 @@ def test_search_paginates(anon, city):
     assert [row["name"] for row in second["results"]] == ["Edge", "Far"]
 
 
+def test_search_pages_count_every_match_and_refuse_pages_past_the_end(anon, city):
+    last = search(anon, radius_km=50, page_size=3, page=2).json()
+    assert last["count"] == 4
+    assert [row["name"] for row in last["results"]] == ["Far"]
+    assert last["next"] is None
+    for page in (3, 0, "x"):
+        response = search(anon, radius_km=50, page_size=3, page=page)
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+def test_a_search_with_no_match_is_an_empty_first_page(anon, city):
+    body = search(anon, radius_km=0.1).json()
+    assert body == {"count": 0, "next": None, "previous": None, "results": []}
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from backend.accounts.permissions import IsOperator, ReadAnyoneWriteOperator, acting_user, company_id_of
+from backend.api.pagination import CountInPagePagination
 from backend.audit.models import AuditEntry
 from backend.carparks import services
 from backend.carparks.api.filters import CarParkFilter
@@ -79,6 +80,7 @@ class CarParkViewSet(viewsets.ModelViewSet):
 
     permission_classes = [ReadAnyoneWriteOperator]
     filterset_class = CarParkFilter
+    pagination_class = CountInPagePagination  # nearest-first sorts every match anyway
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> QuerySet[CarPark]:
