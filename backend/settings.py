@@ -336,6 +336,14 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "bookings.tasks.purge_idempotency_records",
             "schedule": timedelta(hours=6),
         },
+        "bookings-retry-overstay-payments": {
+            "task": "bookings.tasks.retry_overstay_payments",
+            "schedule": timedelta(minutes=5),
+        },
+        "bookings-close-unreported-exits": {
+            "task": "bookings.tasks.close_unreported_exits",
+            "schedule": timedelta(minutes=30),
+        },
     }
 )
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=24)
@@ -371,3 +379,5 @@ CELERY_BEAT_SCHEDULE["pricing-train-demand-model"] = {
 # --- Gate -----------------------------------------------------------------------------------
 # Minutes after a booking's end that an exit is still free; later, the whole overstay is charged.
 BOOKING_EXIT_GRACE_MINUTES = env.int("BOOKING_EXIT_GRACE_MINUTES", default=10)
+# Hours after a checked-in booking's end without an exit before the sweep takes it as gone at its end.
+BOOKING_UNREPORTED_EXIT_HOURS = env.int("BOOKING_UNREPORTED_EXIT_HOURS", default=24)

@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -37,6 +38,7 @@ from bookings.models import (
     GateEventKind,
     Payment,
     PaymentKind,
+    PaymentStatus,
     SavedCard,
 )
 from bookings.payments.gateway import get_provider
@@ -46,6 +48,7 @@ from pricing.selectors import quote_for_window
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX_LENGTH = 8
+OVERSTAY_RETRY_AFTER = timedelta(minutes=1)
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -355,13 +358,82 @@ def overstay_charge(*, payment: Payment) -> Payment:
             Payment.objects.filter(pk=payment.pk).update(provider_payment_id=result.id)
             payment.provider_payment_id = result.id
             if result.status == PAYMENT_SUCCEEDED:
-                return services.payment_succeeded(payment=payment)
+                return _tell_driver(services.payment_succeeded(payment=payment))
             return payment  # processing: the provider's webhook settles it
     try:
-        return services.payment_open(payment=payment)
+        return _tell_driver(services.payment_open(payment=payment))
     except PaymentProviderError:
-        logger.warning("overstay %s: the provider could not open the payment", payment.pk, exc_info=True)
+        logger.warning(
+            "overstay %s: the provider could not open the payment; retried by a sweep", payment.pk, exc_info=True
+        )
         return payment
+
+
+def _tell_driver(payment: Payment) -> Payment:
+    """E-mail the driver what the overstay cost and whether the saved card paid it (once per payment)."""
+    services.after_commit_notify(payment.booking_id, "overstay", str(payment.pk))
+    return payment
+
+
+def overstay_payments_retry(*, now: datetime | None = None, batch: int = 100) -> int:
+    """Overstay payments the provider could not take at the exit (it was down) are tried again:
+    the saved card first, else opened for the app. Returns how many the provider took now.
+
+    Payments younger than a minute are left to the exit that is still charging them.
+    """
+    now = now or clock.now()
+    waiting = Payment.objects.filter(
+        kind=PaymentKind.OVERSTAY,
+        status=PaymentStatus.PENDING,
+        provider_payment_id__isnull=True,
+        created_at__lte=now - OVERSTAY_RETRY_AFTER,
+    ).select_related("booking")
+    taken = 0
+    for payment in waiting.order_by("created_at")[:batch]:
+        taken += bool(overstay_charge(payment=payment).provider_payment_id)
+    return taken
+
+
+# --- exits the gate never reported ------------------------------------------------------------------
+
+
+def unreported_exits_close(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Checked-in bookings whose end is ``BOOKING_UNREPORTED_EXIT_HOURS`` past with no exit (a
+    camera missed the plate, a barrier was lifted by hand) are completed as if the car left at the
+    end: an inferred exit event (``is_inferred``) closes its presence, so the real occupancy
+    handed to pricing stops counting it, and nothing is charged (nobody saw it leave late)."""
+    now = now or clock.now()
+    cutoff = now - timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS)
+    due = Booking.objects.filter(status=BookingStatus.CHECKED_IN, end__lte=cutoff).order_by("end")
+    closed = 0
+    for booking_id in list(due.values_list("pk", flat=True)[:batch]):
+        closed += _close_unreported_exit(booking_id, cutoff=cutoff, now=now)
+    return closed
+
+
+def _close_unreported_exit(booking_id: int, *, cutoff: datetime, now: datetime) -> int:
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("car_park").get(pk=booking_id)
+        if booking.status != BookingStatus.CHECKED_IN or booking.end > cutoff:
+            return 0  # it left (or was extended) meanwhile
+        booking.status = BookingStatus.COMPLETED
+        booking.checked_out_at = booking.end
+        booking.save(update_fields=["status", "checked_out_at"])
+        ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
+        services._release_held_extensions(booking)
+        GateEvent.objects.create(
+            car_park=booking.car_park,
+            kind=GateEventKind.EXIT,
+            occurred_at=booking.end,
+            booking=booking,
+            plate=booking.plate,
+            is_inferred=True,
+        )
+        services._after_commit_occupancy(booking.pk)
+        for hour in occupancy.local_hour_starts(booking.end, now, ZoneInfo(booking.car_park.timezone)):
+            _after_commit_publish_gate_hour(booking.car_park_id, hour)
+    logger.warning("booking %s: no exit reported by %s; completed at its end", booking_id, now.isoformat())
+    return 1
 
 
 # --- shared ------------------------------------------------------------------------------------

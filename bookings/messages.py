@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 
 from backend.core import clock
 from backend.core.money import Money
-from bookings.models import Booking, DriverMessage, Refund
+from bookings.models import Booking, DriverMessage, Payment, PaymentStatus, Refund
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,11 @@ SUBJECTS = {
     "reminder": "Your parking at {car_park} starts soon",
     "cancellation": "Your booking at {car_park} is cancelled",
     "refund": "Your refund for {car_park}",
+    "overstay": "Extra time at {car_park}",
 }
 
 
-def _context(booking: Booking, discriminator: str) -> dict[str, object]:
+def _context(booking: Booking, kind: str, discriminator: str) -> dict[str, object]:
     zone = ZoneInfo(booking.car_park.timezone)
     context: dict[str, object] = {
         "booking": booking,
@@ -38,10 +39,14 @@ def _context(booking: Booking, discriminator: str) -> dict[str, object]:
         "amount": Money.from_minor(booking.amount_minor, booking.currency),
         "brand": settings.BOOKING_RECEIPT_BRAND,
     }
-    if discriminator.isdigit():
+    if kind == "refund" and discriminator.isdigit():
         refund = Refund.objects.filter(pk=int(discriminator), payment__booking=booking).first()
         if refund is not None:
             context["refund"] = Money.from_minor(refund.amount_minor, refund.currency)
+    if kind == "overstay":  # the discriminator is the overstay payment's id
+        payment = Payment.objects.get(pk=discriminator, booking=booking)
+        context["overstay"] = Money.from_minor(payment.amount_minor, payment.currency)
+        context["overstay_paid"] = payment.status == PaymentStatus.SUCCEEDED
     return context
 
 
@@ -57,7 +62,7 @@ def send_once(booking_id: int, kind: str, discriminator: str = "") -> int:
         if message.sent_at is not None:
             return 0
         booking = Booking.objects.select_related("car_park", "driver").get(pk=booking_id)
-        context = _context(booking, discriminator)
+        context = _context(booking, kind, discriminator)
         send_mail(
             subject=SUBJECTS[kind].format(car_park=booking.car_park.name),
             message=render_to_string(f"bookings/email/{kind}.txt", context),

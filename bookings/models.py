@@ -276,6 +276,10 @@ class GateEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     overstay_minor = models.PositiveIntegerField(default=0)
+    is_inferred = models.BooleanField(
+        default=False,
+        help_text="An exit the gate never reported, recorded by the sweep at the booking's end.",
+    )
 
     class Meta:
         ordering = ["-occurred_at"]

@@ -147,6 +147,7 @@ def booking_hold(
             payment_open(payment=payment)
         except PaymentProviderError as exc:
             booking_expire(booking_id=booking.pk, now=now, force=True)
+            payment_abandon_unopened(payment=payment)
             raise PaymentUnavailable(
                 "The payment provider cannot take this payment now; nothing was held.", headers={"Retry-After": "30"}
             ) from exc
@@ -258,6 +259,15 @@ def payment_open(*, payment: Payment) -> Payment:
     return payment
 
 
+def payment_abandon_unopened(*, payment: Payment) -> None:
+    """The provider never took this payment (no provider id): nothing can be charged, so it is
+    cancelled rather than left pending for ever."""
+    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING, provider_payment_id__isnull=True).update(
+        status=PaymentStatus.CANCELLED
+    )
+    payment.status = PaymentStatus.CANCELLED
+
+
 def holds_expire(
     *,
     now: datetime | None = None,
@@ -330,7 +340,7 @@ def _confirm(booking: Booking, *, now: datetime) -> None:
     booking.confirmed_at = now
     booking.hold_expires_at = None
     _save_with_new_code(booking, ["status", "confirmed_at", "hold_expires_at"])
-    _after_commit_notify(booking.pk, "confirmation")
+    after_commit_notify(booking.pk, "confirmation")
     _after_commit_occupancy(booking.pk)
 
 
@@ -347,7 +357,7 @@ def _save_with_new_code(booking: Booking, fields: list[str]) -> None:
     raise RuntimeError("could not find a free booking code")
 
 
-def _after_commit_notify(booking_id: int, kind: str, discriminator: str = "") -> None:
+def after_commit_notify(booking_id: int, kind: str, discriminator: str = "") -> None:
     from bookings import tasks
 
     transaction.on_commit(lambda: tasks.send_driver_message.delay(booking_id, kind, discriminator))
@@ -510,7 +520,7 @@ def refund_execute(*, refund_id: int) -> Refund:
                 refund.succeeded_at = clock.now()
             refund.save(update_fields=["provider_refund_id", "status", "succeeded_at"])
             if refund.status == RefundStatus.SUCCEEDED:
-                _after_commit_notify(refund.payment.booking_id, "refund", str(refund.pk))
+                after_commit_notify(refund.payment.booking_id, "refund", str(refund.pk))
     return refund
 
 
@@ -568,7 +578,7 @@ def booking_cancel(
         policy = cancellation_policy_of(booking.car_park)
         refund = paid if full_refund else policy.refund_for(paid, now=now, start=booking.start)
         _refund_share(booking, refund.to_minor())
-        _after_commit_notify(booking.pk, "cancellation")
+        after_commit_notify(booking.pk, "cancellation")
         _after_commit_occupancy(booking.pk)
     return booking
 
@@ -623,6 +633,7 @@ def booking_extend(*, booking_id: int, new_end: datetime, now: datetime | None =
             payment_open(payment=payment)
         except PaymentProviderError as exc:
             extension_expire_now(extension.pk)
+            payment_abandon_unopened(payment=payment)
             raise PaymentUnavailable("The payment provider cannot take this payment now.") from exc
     return extension
 

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from backend.carparks.models import CarPark
 from backend.core import clock
-from bookings import messages, occupancy, services
+from bookings import gate, messages, occupancy, services
 from bookings.models import Booking, BookingStatus, GateEvent, IdempotencyRecord
 from bookings.payments.providers import PaymentGatewayError
 
@@ -27,6 +27,18 @@ def expire_holds() -> int:
 def mark_no_shows() -> int:
     """Bookings never checked in by their end become no-shows and free their bays."""
     return services.no_shows_mark()
+
+
+@shared_task
+def retry_overstay_payments() -> int:
+    """Overstay payments the provider could not take at the exit are charged or opened again."""
+    return gate.overstay_payments_retry()
+
+
+@shared_task
+def close_unreported_exits() -> int:
+    """Checked-in bookings long past their end with no exit are completed at their end."""
+    return gate.unreported_exits_close()
 
 
 @shared_task

@@ -385,6 +385,121 @@ def test_a_declined_saved_card_leaves_the_overstay_for_the_app(api, at, operator
     assert payment.client_secret
 
 
+@pytest.fixture
+def provider_down(monkeypatch):
+    """The payment provider refuses every new payment until ``provider_down.recover()``."""
+    from bookings.payments.offline_provider import OfflineProvider
+    from bookings.payments.providers import PaymentGatewayError
+
+    real_create = OfflineProvider.create_payment
+
+    def refuse(self, **kwargs):
+        raise PaymentGatewayError("provider unreachable", code="api_connection_error")
+
+    monkeypatch.setattr(OfflineProvider, "create_payment", refuse)
+
+    class Switch:
+        @staticmethod
+        def recover() -> None:
+            monkeypatch.setattr(OfflineProvider, "create_payment", real_create)
+
+    return Switch
+
+
+@pytest.mark.django_db(transaction=True)  # the e-mail is sent on commit
+def test_an_overstay_the_provider_could_not_take_is_opened_by_the_sweep_and_told_once(
+    api, at, operator, driver, car_park, booking, provider_down
+):
+    from django.core import mail
+
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    response = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201  # the gate opens whatever the provider does
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert (payment.status, payment.provider_payment_id, payment.client_secret) == (PaymentStatus.PENDING, None, "")
+    mail.outbox.clear()
+
+    at(booking.end + timedelta(hours=1, seconds=30))
+    provider_down.recover()
+    assert tasks.retry_overstay_payments() == 0  # too fresh: the exit may still be charging it
+    at(booking.end + timedelta(hours=1, minutes=5))
+    assert tasks.retry_overstay_payments() == 1
+    assert tasks.retry_overstay_payments() == 0
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_minor) == (PaymentStatus.PENDING, 250)
+    assert payment.provider_payment_id  # the app can pay it now
+    assert payment.client_secret
+    assert [m.subject for m in mail.outbox] == [f"Extra time at {car_park.name}"]
+    assert "pay it in the app" in mail.outbox[0].body
+    assert "2.50 GBP" in mail.outbox[0].body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_overstay_paid_by_the_saved_card_is_told_as_paid(api, at, operator, driver, car_park, booking):
+    from django.core import mail
+
+    SavedCard.objects.create(driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_card_visa")
+    check_in(api, at, operator, booking)
+    mail.outbox.clear()
+    at(booking.end + timedelta(hours=1))
+    assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
+    assert [m.subject for m in mail.outbox] == [f"Extra time at {car_park.name}"]
+    assert "charged to the card you saved" in mail.outbox[0].body
+
+
+def test_a_hold_the_provider_cannot_take_leaves_no_pending_payment(api, driver, car_park, provider_down):
+    from tests.bookings.helpers import post_booking
+
+    response = post_booking(api(driver), driver, car_park, *future_window())
+    assert (response.status_code, response.json()["code"]) == (503, "payment_provider_unavailable")
+    assert Booking.objects.get().status == BookingStatus.EXPIRED
+    assert list(Payment.objects.values_list("status", flat=True)) == [PaymentStatus.CANCELLED]
+
+
+# --- exits the gate never reported --------------------------------------------------------------
+
+
+def test_a_booking_inside_long_after_its_end_is_completed_at_its_end_without_a_charge(
+    api, at, operator, car_park, booking, recorded, settings, django_capture_on_commit_callbacks
+):
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS - 1))
+    assert tasks.close_unreported_exits() == 0  # maybe still inside, overstaying: wait
+    at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS, minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.close_unreported_exits() == 1
+    assert tasks.close_unreported_exits() == 0
+    booking.refresh_from_db()
+    assert (booking.status, booking.checked_out_at) == (BookingStatus.COMPLETED, booking.end)
+    exit_event = GateEvent.objects.get(kind="exit")
+    assert (exit_event.is_inferred, exit_event.occurred_at, exit_event.overstay_minor) == (True, booking.end, 0)
+    assert not Payment.objects.filter(kind=PaymentKind.OVERSTAY).exists()
+    assert reserved_over(booking) == [0] * 8
+    # The real occupancy of every hour since its end is handed to pricing again, without the car.
+    gate_hours = {hour: value for _, source, hours in recorded if source == "gate" for hour, value in hours.items()}
+    assert min(gate_hours) == booking.end
+    assert len(gate_hours) == settings.BOOKING_UNREPORTED_EXIT_HOURS + 1
+    assert set(gate_hours.values()) == {0}
+    during_stay = occupancy._gate_intervals(car_park.pk, booking.start, booking.end)
+    assert occupancy.mean_presence(during_stay, [booking.start]) == {booking.start: 1}  # still counted while booked
+
+
+def test_a_car_seen_leaving_before_the_sweep_keeps_its_real_exit(api, at, operator, car_park, booking, settings):
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=3))
+    assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
+    at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS + 1))
+    assert tasks.close_unreported_exits() == 0
+    assert not GateEvent.objects.filter(is_inferred=True).exists()
+
+
 def test_exit_of_a_booking_not_inside_is_refused(api, at, operator, car_park, booking):
     at(booking.start + timedelta(minutes=5))
     response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")

@@ -108,3 +108,12 @@ def test_the_payment_secret_is_shown_to_the_paying_driver_only(api, driver, oper
     assert [p["kind"] for p in mine["payments"]] == ["booking"]
     assert staff["payment"]["client_secret"] is None
     assert staff["payments"][0]["client_secret"] is None
+
+
+def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task(settings):
+    from backend.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"bookings.tasks.retry_overstay_payments", "bookings.tasks.close_unreported_exits"} <= scheduled
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
