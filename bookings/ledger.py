@@ -133,7 +133,11 @@ WITH present AS (
     SELECT count(*) = %(slots)s AS all_present, coalesce(bool_and(reserved < capacity), true) AS all_free
     FROM window_slots
 ), taken AS (
-    UPDATE bookings_capacityslot AS slot SET reserved = slot.reserved + 1
+    -- The new values come from the locked rows, not from ``slot``: PostgreSQL checks constraints on
+    -- the row version this statement's snapshot saw before it finds that a concurrent release or
+    -- capacity change replaced it, so ``slot.reserved + 1`` could break the CHECK on a bay just freed.
+    UPDATE bookings_capacityslot AS slot
+    SET reserved = window_slots.reserved + 1, capacity = window_slots.capacity
     FROM window_slots, verdict
     WHERE slot.id = window_slots.id AND verdict.all_present AND verdict.all_free
     RETURNING slot.id
@@ -143,17 +147,19 @@ SELECT verdict.all_present, verdict.all_free, (SELECT count(*) FROM taken) FROM 
 
 
 # Release locks the same rows in the same order as a hold, so the two never deadlock.
+# As in a take, the new values come from the locked (current) rows.
 _RELEASE_IN_ORDER = """
 WITH window_slots AS (
-    SELECT id FROM bookings_capacityslot
+    SELECT id, reserved, capacity FROM bookings_capacityslot
     WHERE car_park_id = %(car_park)s AND bay_type = %(bay_type)s
       AND starts_at >= %(start)s AND starts_at < %(end)s
     ORDER BY starts_at
     FOR UPDATE
 )
-UPDATE bookings_capacityslot AS slot SET reserved = slot.reserved - 1
+UPDATE bookings_capacityslot AS slot
+SET reserved = window_slots.reserved - 1, capacity = window_slots.capacity
 FROM window_slots
-WHERE slot.id = window_slots.id AND slot.reserved > 0
+WHERE slot.id = window_slots.id AND window_slots.reserved > 0
 """
 
 

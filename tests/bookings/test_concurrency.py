@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 
 from backend.accounts.models import User
 from backend.carparks.models import CarPark
-from bookings import ledger
+from bookings import ledger, services
 from bookings.models import LIVE_STATUSES, Booking, CapacitySlot
 from tests.bookings.helpers import future_window, post_booking, vehicle_of
 from tests.conftest import client_for
@@ -127,6 +127,65 @@ def test_overlapping_windows_over_a_ledger_with_some_slots_already_created_never
     statuses = Counter(race(racing_holds(car_park, windows)))
     assert set(statuses) <= {201, 409}, statuses
     assert statuses[201] >= 4
+    assert_ledger_matches_live_bookings(car_park)
+
+
+def _hold_waiting_behind(change: Callable[[], None], car_park: CarPark, window: tuple[datetime, datetime]) -> int:
+    """Run ``change`` in a transaction that stays open while a hold of ``window`` queues behind its
+    row locks, then commit it; return the hold's status code."""
+    changed, commit = threading.Event(), threading.Event()
+    result: dict[str, Any] = {}
+    (racer,) = drivers(1)
+
+    def change_then_wait() -> None:
+        try:
+            with transaction.atomic():
+                change()
+                changed.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def hold_now() -> None:
+        try:
+            result["status"] = booking_call(racer, car_park, *window)()
+        finally:
+            connection.close()
+
+    changer = threading.Thread(target=change_then_wait)
+    changer.start()
+    assert changed.wait(10)
+    holder = threading.Thread(target=hold_now)
+    holder.start()
+    time.sleep(0.5)  # the hold now waits on the slot rows the change has locked
+    commit.set()
+    changer.join()
+    holder.join()
+    return result["status"]
+
+
+def test_a_hold_queued_behind_the_release_of_the_last_bay_gets_it():
+    """Under READ COMMITTED the hold's statement started while the slot was full; it must take the
+    freed bay (201), not break the CHECK on the row version it first saw (500)."""
+    car_park = CarParkFactory(standard_bays=1)
+    window = future_window()
+    first = UserFactory(email="first@example.test")
+    assert post_booking(client_for(first), first, car_park, *window).status_code == 201
+    booked = Booking.objects.get(car_park=car_park)
+    assert _hold_waiting_behind(lambda: services.booking_cancel(booking_id=booked.pk), car_park, window) == 201
+    assert_ledger_matches_live_bookings(car_park)
+
+
+def test_a_hold_queued_behind_a_capacity_raise_gets_a_new_bay():
+    car_park = CarParkFactory(standard_bays=1)
+    window = future_window()
+    first = UserFactory(email="first@example.test")
+    assert post_booking(client_for(first), first, car_park, *window).status_code == 201
+
+    def raise_capacity() -> None:
+        CapacitySlot.objects.filter(car_park=car_park).update(capacity=3)
+
+    assert _hold_waiting_behind(raise_capacity, car_park, window) == 201
     assert_ledger_matches_live_bookings(car_park)
 
 
