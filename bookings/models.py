@@ -276,9 +276,12 @@ class GateEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     overstay_minor = models.PositiveIntegerField(default=0)
+    # db_default: processes still running the previous release insert events without this column.
     is_inferred = models.BooleanField(
         default=False,
-        help_text="An exit the gate never reported, recorded by the sweep at the booking's end.",
+        db_default=False,
+        help_text="An exit the gate never reported: the car's presence is closed at the booking's end "
+        "(the real exit replaces it if one comes).",
     )
 
     class Meta:
