@@ -68,6 +68,19 @@ def test_search_pages_count_every_match_and_refuse_pages_past_the_end(anon, city
         assert response.json()["code"] == "not_found"
 
 
+def test_only_a_search_by_position_takes_its_total_from_the_page_query(anon, city):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def counts(params):
+        with CaptureQueriesContext(connection) as queries:
+            body = anon.get("/api/v1/carparks", params).json()
+        return body["count"], sum('COUNT(*) AS "__count"' in query["sql"] for query in queries.captured_queries)
+
+    assert counts({"lat": CENTRE[0], "lng": CENTRE[1], "radius_km": 50}) == (4, 0)
+    assert counts({}) == (4, 1)  # the catalogue by name: a plain COUNT, the page may stop early
+
+
 def test_a_search_with_no_match_is_an_empty_first_page(anon, city):
     body = search(anon, radius_km=0.1).json()
     assert body == {"count": 0, "next": None, "previous": None, "results": []}

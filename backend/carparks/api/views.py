@@ -80,7 +80,6 @@ class CarParkViewSet(viewsets.ModelViewSet):
 
     permission_classes = [ReadAnyoneWriteOperator]
     filterset_class = CarParkFilter
-    pagination_class = CountInPagePagination  # nearest-first sorts every match anyway
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> QuerySet[CarPark]:
@@ -93,6 +92,15 @@ class CarParkViewSet(viewsets.ModelViewSet):
             # Another company's car park is not found, rather than forbidden: no probing.
             queryset = queryset.of_company(company_id_of(self.request))
         return queryset
+
+    @property
+    def paginator(self) -> Any:
+        """A search by position sorts every match by distance anyway, so its page can carry the total
+        (one query); other lists keep the plain count, which an index-ordered page can stop early for."""
+        if not hasattr(self, "_paginator"):
+            by_distance = self.action == "list" and "lat" in self.request.query_params
+            self._paginator = CountInPagePagination() if by_distance else super().paginator
+        return self._paginator
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "list":
