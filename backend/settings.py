@@ -339,9 +339,10 @@ CELERY_BEAT_SCHEDULE.update(
         "bookings-retry-overstay-payments": {
             "task": "bookings.tasks.retry_overstay_payments",
             "schedule": timedelta(minutes=5),
+            "options": {"expires": 4 * 60},  # a run still busy during an outage: skip, do not pile up
         },
-        "bookings-close-unreported-exits": {
-            "task": "bookings.tasks.close_unreported_exits",
+        "bookings-infer-unreported-exits": {
+            "task": "bookings.tasks.infer_unreported_exits",
             "schedule": timedelta(minutes=30),
         },
     }
@@ -379,5 +380,5 @@ CELERY_BEAT_SCHEDULE["pricing-train-demand-model"] = {
 # --- Gate -----------------------------------------------------------------------------------
 # Minutes after a booking's end that an exit is still free; later, the whole overstay is charged.
 BOOKING_EXIT_GRACE_MINUTES = env.int("BOOKING_EXIT_GRACE_MINUTES", default=10)
-# Hours after a checked-in booking's end without an exit before the sweep takes it as gone at its end.
+# Hours after a checked-in booking's end without an exit before its car stops counting as inside.
 BOOKING_UNREPORTED_EXIT_HOURS = env.int("BOOKING_UNREPORTED_EXIT_HOURS", default=24)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -48,7 +49,11 @@ from pricing.selectors import quote_for_window
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX_LENGTH = 8
-OVERSTAY_RETRY_AFTER = timedelta(minutes=1)
+# Whoever sets a payment's retry_open_at this far ahead owns the attempt: longer than the slowest
+# provider call (the Stripe client retries twice, 10 s each) and its back-off.
+OVERSTAY_LEASE = timedelta(minutes=5)
+OVERSTAY_RETRY_FIRST = timedelta(minutes=2)
+OVERSTAY_RETRY_LONGEST = timedelta(hours=2)
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -222,6 +227,7 @@ def gate_entry_record(
         else:
             raise _code_or_plate_required()
 
+        _close_stale_stays(car_park, booking.plate if booking else plate or "", occurred_at, entering=booking)
         if booking is None:
             event = _event_create(car_park, GateEventKind.ENTRY, occurred_at, plate or "", None, device, staff)
         else:
@@ -299,13 +305,19 @@ def gate_exit_record(
             booking.save(update_fields=["status", "checked_out_at"])
             ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
             services._release_held_extensions(booking)
+            _replace_inferred_exit(booking, occurred_at)
             event = _event_create(
                 car_park, GateEventKind.EXIT, occurred_at, booking.plate, booking, device, staff, amount_minor
             )
             if amount_minor > 0:
                 overstay_due = (minutes, amount_minor)
                 # One overstay per booking: only this transition (checked in -> completed) creates one.
-                payment = services.payment_create(booking=booking, kind=PaymentKind.OVERSTAY, amount_minor=amount_minor)
+                payment = services.payment_create(
+                    booking=booking,
+                    kind=PaymentKind.OVERSTAY,
+                    amount_minor=amount_minor,
+                    retry_open_at=clock.now() + OVERSTAY_LEASE,  # this exit charges it; the sweep waits
+                )
             services._after_commit_occupancy(booking.pk)
         _after_commit_publish_gate_hour(car_park.pk, occurred_at)
 
@@ -328,45 +340,77 @@ def _payment_metadata(payment: Payment) -> dict[str, str]:
 def overstay_charge(*, payment: Payment) -> Payment:
     """Collect an overstay: off-session from the driver's saved card, else opened for the app.
 
-    Call outside any transaction (it calls the provider). Never raises for the provider: a
-    declined card leaves the payment pending (``failure_code`` set) with a client secret for the
-    app; a provider outage leaves it pending without one, logged, for the app to retry.
+    Call outside any transaction (it calls the provider), holding the payment's lease
+    (``retry_open_at`` in the future). Never raises for the provider:
+
+    * a declined saved card leaves the payment pending (``failure_code`` set), opened for the app;
+    * an outage or a lost answer leaves it pending without a provider id, retried by
+      ``overstay_payments_retry`` after a back-off with the same idempotency keys. An off-session
+      charge that may have gone through is retried as such, never followed by an app payment that
+      would charge twice;
+    * an error no retry can mend (our request was refused) marks it failed and is logged as an error.
     """
     provider = get_provider()
     card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=provider.name).first()
-    if card is not None:
-        try:
-            result = provider.charge_off_session(
-                customer_ref=card.customer_ref,
-                payment_method_ref=card.payment_method_ref,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency.lower(),
-                # Not the app's key: a declined off-session attempt must not block opening one.
-                idempotency_key=f"{payment.idempotency_key}-off-session",
-                metadata=_payment_metadata(payment),
-            )
-        except PaymentDeclined as exc:
-            failure_code = (exc.decline_code or exc.code or "declined")[:64]
-            Payment.objects.filter(pk=payment.pk).update(failure_code=failure_code)
-            payment.failure_code = failure_code
-            logger.info("overstay %s: saved card declined (%s); the driver pays in the app", payment.pk, failure_code)
-        except PaymentProviderError:
-            logger.warning(
-                "overstay %s: off-session charge failed; the driver pays in the app", payment.pk, exc_info=True
-            )
-        else:
-            Payment.objects.filter(pk=payment.pk).update(provider_payment_id=result.id)
-            payment.provider_payment_id = result.id
-            if result.status == PAYMENT_SUCCEEDED:
-                return _tell_driver(services.payment_succeeded(payment=payment))
-            return payment  # processing: the provider's webhook settles it
     try:
+        if card is not None and not payment.failure_code:
+            charged = _charge_saved_card(payment, card)
+            if charged is not None:
+                return charged
         return _tell_driver(services.payment_open(payment=payment))
-    except PaymentProviderError:
+    except PaymentProviderError as exc:
+        return _after_failed_attempt(payment, exc)
+
+
+def _charge_saved_card(payment: Payment, card: SavedCard) -> Payment | None:
+    """The off-session charge's outcome, or None when the card was declined (the app pays instead)."""
+    try:
+        result = get_provider().charge_off_session(
+            customer_ref=card.customer_ref,
+            payment_method_ref=card.payment_method_ref,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency.lower(),
+            # Not the app's key: a declined off-session attempt must not block opening one.
+            idempotency_key=f"{payment.idempotency_key}-off-session",
+            metadata=_payment_metadata(payment),
+        )
+    except PaymentDeclined as exc:
+        failure_code = (exc.decline_code or exc.code or "declined")[:64]
+        Payment.objects.filter(pk=payment.pk).update(failure_code=failure_code)
+        payment.failure_code = failure_code
+        logger.info("overstay %s: saved card declined (%s); the driver pays in the app", payment.pk, failure_code)
+        return None
+    Payment.objects.filter(pk=payment.pk, provider_payment_id__isnull=True).update(
+        provider_payment_id=result.id, retry_open_at=None
+    )
+    payment.provider_payment_id = result.id
+    payment.retry_open_at = None
+    if result.status == PAYMENT_SUCCEEDED:
+        return _tell_driver(services.payment_succeeded(payment=payment))
+    return payment  # processing: the provider's webhook settles it
+
+
+def _after_failed_attempt(payment: Payment, exc: PaymentProviderError) -> Payment:
+    attempts = payment.open_attempts + 1
+    if exc.retryable:
+        retry_at = clock.now() + min(OVERSTAY_RETRY_FIRST * 2 ** (attempts - 1), OVERSTAY_RETRY_LONGEST)
+        Payment.objects.filter(pk=payment.pk).update(open_attempts=attempts, retry_open_at=retry_at)
+        payment.open_attempts, payment.retry_open_at = attempts, retry_at
         logger.warning(
-            "overstay %s: the provider could not open the payment; retried by a sweep", payment.pk, exc_info=True
+            "overstay %s: the provider could not take it (attempt %s); retried from %s",
+            payment.pk,
+            attempts,
+            retry_at.isoformat(),
+            exc_info=True,
         )
         return payment
+    failure_code = (exc.code or "provider_refused")[:64]
+    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+        status=PaymentStatus.FAILED, failure_code=failure_code, open_attempts=attempts, retry_open_at=None
+    )
+    payment.status, payment.failure_code, payment.retry_open_at = PaymentStatus.FAILED, failure_code, None
+    logger.error("overstay %s: the provider refused it for good (%s); collect it by hand", payment.pk, failure_code)
+    return payment
 
 
 def _tell_driver(payment: Payment) -> Payment:
@@ -375,65 +419,114 @@ def _tell_driver(payment: Payment) -> Payment:
     return payment
 
 
-def overstay_payments_retry(*, now: datetime | None = None, batch: int = 100) -> int:
-    """Overstay payments the provider could not take at the exit (it was down) are tried again:
-    the saved card first, else opened for the app. Returns how many the provider took now.
-
-    Payments younger than a minute are left to the exit that is still charging them.
-    """
+def overstay_payments_retry(*, now: datetime | None = None, batch: int = 20) -> int:
+    """Overstay payments the provider could not take yet are tried again once their back-off is
+    over. Each is claimed first (its lease moved forward only if nobody else moved it), so an exit
+    still charging it, or another sweep, never charges it twice. Returns how many the provider took."""
     now = now or clock.now()
-    waiting = Payment.objects.filter(
+    due = Payment.objects.filter(
         kind=PaymentKind.OVERSTAY,
         status=PaymentStatus.PENDING,
         provider_payment_id__isnull=True,
-        created_at__lte=now - OVERSTAY_RETRY_AFTER,
-    ).select_related("booking")
+        retry_open_at__lte=now,
+    ).order_by("retry_open_at")
     taken = 0
-    for payment in waiting.order_by("created_at")[:batch]:
+    for payment_id, retry_open_at in list(due.values_list("pk", "retry_open_at")[:batch]):
+        if not _claim_overstay(payment_id, seen=retry_open_at, now=now):
+            continue  # another sweep (or the exit) took it first
+        payment = Payment.objects.select_related("booking").get(pk=payment_id)
         taken += bool(overstay_charge(payment=payment).provider_payment_id)
     return taken
+
+
+def _claim_overstay(payment_id: uuid.UUID, *, seen: datetime | None, now: datetime) -> bool:
+    """Move the lease forward only if nobody moved it since we read ``seen``: one winner."""
+    return bool(Payment.objects.filter(pk=payment_id, retry_open_at=seen).update(retry_open_at=now + OVERSTAY_LEASE))
 
 
 # --- exits the gate never reported ------------------------------------------------------------------
 
 
-def unreported_exits_close(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Checked-in bookings whose end is ``BOOKING_UNREPORTED_EXIT_HOURS`` past with no exit (a
-    camera missed the plate, a barrier was lifted by hand) are completed as if the car left at the
-    end: an inferred exit event (``is_inferred``) closes its presence, so the real occupancy
-    handed to pricing stops counting it, and nothing is charged (nobody saw it leave late)."""
+def unreported_exits_infer(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Close the presence of cars checked in ``BOOKING_UNREPORTED_EXIT_HOURS`` past their booking's
+    end with no exit (a camera missed the plate, a barrier was lifted by hand): an exit event marked
+    ``is_inferred`` at the booking's end, so the real occupancy handed to pricing stops counting
+    them. The booking stays checked in: if the car is in fact still there, its real exit replaces
+    the inferred one and pays the whole overstay; if it comes back, its next entry proves it left
+    and completes the booking (``_close_stale_stays``)."""
     now = now or clock.now()
     cutoff = now - timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS)
-    due = Booking.objects.filter(status=BookingStatus.CHECKED_IN, end__lte=cutoff).order_by("end")
-    closed = 0
-    for booking_id in list(due.values_list("pk", flat=True)[:batch]):
-        closed += _close_unreported_exit(booking_id, cutoff=cutoff, now=now)
-    return closed
+    due = Booking.objects.filter(status=BookingStatus.CHECKED_IN, end__lte=cutoff).exclude(
+        gate_events__kind=GateEventKind.EXIT
+    )
+    hours: set[tuple[int, datetime]] = set()
+    inferred = 0
+    for booking_id in list(due.order_by("end").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            booking = Booking.objects.select_for_update().select_related("car_park").get(pk=booking_id)
+            if (
+                booking.status != BookingStatus.CHECKED_IN
+                or booking.gate_events.filter(kind=GateEventKind.EXIT).exists()
+            ):
+                continue  # it left meanwhile
+            _infer_exit(booking)
+        hours.update((booking.car_park_id, hour) for hour in _gate_hours_since_end(booking, now))
+        inferred += 1
+        logger.warning(
+            "booking %s: no exit reported %s after its end; presence closed at its end", booking_id, now - booking.end
+        )
+    for car_park_id, hour in sorted(hours):  # once per car park and hour, however many cars
+        _publish_gate_hour(car_park_id, hour)
+    return inferred
 
 
-def _close_unreported_exit(booking_id: int, *, cutoff: datetime, now: datetime) -> int:
-    with transaction.atomic():
-        booking = Booking.objects.select_for_update().select_related("car_park").get(pk=booking_id)
-        if booking.status != BookingStatus.CHECKED_IN or booking.end > cutoff:
-            return 0  # it left (or was extended) meanwhile
+def _infer_exit(booking: Booking) -> GateEvent:
+    return GateEvent.objects.create(
+        car_park_id=booking.car_park_id,
+        kind=GateEventKind.EXIT,
+        occurred_at=booking.end,
+        booking=booking,
+        plate=booking.plate,
+        is_inferred=True,
+    )
+
+
+def _gate_hours_since_end(booking: Booking, until: datetime, car_park: CarPark | None = None) -> list[datetime]:
+    """The car park's local hours from the booking's end to ``until``: their real occupancy changes."""
+    zone = ZoneInfo((car_park or booking.car_park).timezone)
+    return occupancy.local_hour_starts(booking.end, until, zone)
+
+
+def _replace_inferred_exit(booking: Booking, occurred_at: datetime) -> None:
+    """The car was still there: the real exit replaces the inferred one, and the hours between count it again."""
+    deleted, _ = GateEvent.objects.filter(booking=booking, is_inferred=True).delete()
+    if deleted:
+        for hour in _gate_hours_since_end(booking, occurred_at):
+            _after_commit_publish_gate_hour(booking.car_park_id, hour)
+
+
+def _close_stale_stays(car_park: CarPark, plate: str, at: datetime, *, entering: Booking | None) -> None:
+    """A car entering again left after its earlier stay, though no exit was reported: that
+    booking is completed at its end (nothing charged: nobody knows when it left)."""
+    if not plate:
+        return
+    stale = Booking.objects.select_for_update().filter(
+        car_park=car_park, plate=plate, status=BookingStatus.CHECKED_IN, end__lte=at
+    )
+    if entering is not None:
+        stale = stale.exclude(pk=entering.pk)
+    for booking in stale.order_by("pk"):
         booking.status = BookingStatus.COMPLETED
         booking.checked_out_at = booking.end
         booking.save(update_fields=["status", "checked_out_at"])
         ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
         services._release_held_extensions(booking)
-        GateEvent.objects.create(
-            car_park=booking.car_park,
-            kind=GateEventKind.EXIT,
-            occurred_at=booking.end,
-            booking=booking,
-            plate=booking.plate,
-            is_inferred=True,
-        )
+        if not GateEvent.objects.filter(booking=booking, kind=GateEventKind.EXIT).exists():
+            _infer_exit(booking)
+            for hour in _gate_hours_since_end(booking, at, car_park):
+                _after_commit_publish_gate_hour(car_park.pk, hour)
         services._after_commit_occupancy(booking.pk)
-        for hour in occupancy.local_hour_starts(booking.end, now, ZoneInfo(booking.car_park.timezone)):
-            _after_commit_publish_gate_hour(booking.car_park_id, hour)
-    logger.warning("booking %s: no exit reported by %s; completed at its end", booking_id, now.isoformat())
-    return 1
+        logger.warning("booking %s: completed at its end, its car entered again without an exit", booking.pk)
 
 
 # --- shared ------------------------------------------------------------------------------------

@@ -170,12 +170,21 @@ class Payment(models.Model):
     failure_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # Collecting a payment the provider has not taken yet (an overstay after an outage): whoever
+    # moves retry_open_at into the future owns the attempt until then; failures back off.
+    open_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    retry_open_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(refunded_minor__lte=F("amount_minor")), name="payment_refund_within_amount"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["retry_open_at"], condition=Q(retry_open_at__isnull=False), name="payment_retry_open_due"
             ),
         ]
 

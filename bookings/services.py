@@ -225,7 +225,12 @@ def with_related_known(booking: Booking, *, payments: list[Payment], extensions:
 
 
 def payment_create(
-    *, booking: Booking, kind: str, amount_minor: int, extension: BookingExtension | None = None
+    *,
+    booking: Booking,
+    kind: str,
+    amount_minor: int,
+    extension: BookingExtension | None = None,
+    retry_open_at: datetime | None = None,
 ) -> Payment:
     """Record an amount owed. Its provider idempotency key comes from its UUID: unique forever,
     so a retry reuses it and no other payment (even after a database reset) ever collides."""
@@ -239,6 +244,7 @@ def payment_create(
         amount_minor=amount_minor,
         currency=booking.currency,
         idempotency_key=f"payment-{payment_id}",
+        retry_open_at=retry_open_at,
     )
 
 
@@ -251,11 +257,16 @@ def payment_open(*, payment: Payment) -> Payment:
         idempotency_key=payment.idempotency_key,
         metadata={"payment_id": str(payment.pk), "booking_id": str(payment.booking_id), "kind": payment.kind},
     )
-    Payment.objects.filter(pk=payment.pk).update(
-        provider_payment_id=result.id, client_secret=result.client_secret or ""
+    # Never overwrite a provider id already stored (e.g. an off-session charge that went through).
+    stored = Payment.objects.filter(pk=payment.pk, provider_payment_id__isnull=True).update(
+        provider_payment_id=result.id, client_secret=result.client_secret or "", retry_open_at=None
     )
+    if not stored:
+        payment.refresh_from_db()
+        return payment
     payment.provider_payment_id = result.id
     payment.client_secret = result.client_secret or ""
+    payment.retry_open_at = None
     return payment
 
 

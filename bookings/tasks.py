@@ -36,9 +36,9 @@ def retry_overstay_payments() -> int:
 
 
 @shared_task
-def close_unreported_exits() -> int:
-    """Checked-in bookings long past their end with no exit are completed at their end."""
-    return gate.unreported_exits_close()
+def infer_unreported_exits() -> int:
+    """Cars checked in long past their booking's end with no exit stop counting as inside."""
+    return gate.unreported_exits_infer()
 
 
 @shared_task

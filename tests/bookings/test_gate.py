@@ -450,6 +450,129 @@ def test_an_overstay_paid_by_the_saved_card_is_told_as_paid(api, at, operator, d
     assert "charged to the card you saved" in mail.outbox[0].body
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_saved_card_charge_whose_answer_was_lost_is_retried_as_such_never_opened_for_the_app(
+    api, at, operator, driver, car_park, booking, monkeypatch
+):
+    """The off-session charge may have gone through: opening an app payment as well could charge
+    twice, so the sweep repeats the same charge (same idempotency key) instead."""
+    from bookings import tasks
+    from bookings.payments.offline_provider import OfflineProvider
+    from bookings.payments.providers import PaymentGatewayError
+
+    SavedCard.objects.create(driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_card_visa")
+    real_charge, opened = OfflineProvider.charge_off_session, []
+    monkeypatch.setattr(OfflineProvider, "create_payment", lambda self, **kw: opened.append(kw))
+
+    def lost_answer(self, **kwargs):
+        raise PaymentGatewayError("read timed out", code="api_connection_error")
+
+    monkeypatch.setattr(OfflineProvider, "charge_off_session", lost_answer)
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert (payment.status, payment.provider_payment_id, payment.open_attempts) == (PaymentStatus.PENDING, None, 1)
+
+    monkeypatch.setattr(OfflineProvider, "charge_off_session", real_charge)
+    at(booking.end + timedelta(hours=1, minutes=3))
+    assert tasks.retry_overstay_payments() == 1
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert opened == []  # no app payment was ever opened
+
+
+def test_an_overstay_the_provider_refuses_for_good_is_failed_and_not_retried(
+    api, at, operator, car_park, booking, monkeypatch, caplog
+):
+    from bookings import tasks
+    from bookings.payments.offline_provider import OfflineProvider
+    from bookings.payments.providers import PaymentConfigurationError
+
+    calls = []
+
+    def refuse(self, **kwargs):
+        calls.append(kwargs)
+        raise PaymentConfigurationError("Amount must be at least 30 pence", code="amount_too_small")
+
+    monkeypatch.setattr(OfflineProvider, "create_payment", refuse)
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    with caplog.at_level(logging.ERROR, logger="bookings.gate"):
+        assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert (payment.status, payment.failure_code, payment.retry_open_at) == (
+        PaymentStatus.FAILED,
+        "amount_too_small",
+        None,
+    )
+    assert "collect it by hand" in caplog.text
+    at(booking.end + timedelta(days=1))
+    assert tasks.retry_overstay_payments() == 0
+    assert len(calls) == 1
+
+
+def test_retries_back_off(api, at, operator, car_park, booking, provider_down):
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    left = booking.end + timedelta(hours=1)
+    at(left)
+    api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    waits = []
+    for _ in range(4):
+        payment.refresh_from_db()
+        at(payment.retry_open_at)
+        waits.append(payment.retry_open_at)
+        assert tasks.retry_overstay_payments() == 0  # still down
+    payment.refresh_from_db()
+    gaps = [later - earlier for earlier, later in zip([left, *waits], waits, strict=False)]
+    assert gaps == [timedelta(minutes=2), timedelta(minutes=4), timedelta(minutes=8), timedelta(minutes=16)]
+    assert payment.open_attempts == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_charge_an_overstay_once(api, at, operator, car_park, booking, provider_down, monkeypatch):
+    from bookings import gate as gate_module
+    from bookings import tasks
+    from bookings.payments.offline_provider import OfflineProvider
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    provider_down.recover()
+    real_create, calls = OfflineProvider.create_payment, []
+
+    def slow_create(self, **kwargs):
+        calls.append(kwargs["idempotency_key"])
+        threading.Event().wait(0.3)  # both sweeps are in flight together
+        return real_create(self, **kwargs)
+
+    monkeypatch.setattr(OfflineProvider, "create_payment", slow_create)
+    at(booking.end + timedelta(hours=1, minutes=10))
+    both_read = threading.Barrier(2)
+    real_claim = gate_module._claim_overstay
+
+    def claim_after_both_read(*args, **kwargs):
+        both_read.wait(5)  # each sweep has read the payment as due before either claims it
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(gate_module, "_claim_overstay", claim_after_both_read)
+
+    def sweep() -> int:
+        try:
+            return tasks.retry_overstay_payments()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = sorted(pool.map(lambda _: sweep(), range(2)))
+    assert results == [0, 1]
+    assert len(calls) == 1
+
+
 def test_a_hold_the_provider_cannot_take_leaves_no_pending_payment(api, driver, car_park, provider_down):
     from tests.bookings.helpers import post_booking
 
@@ -462,31 +585,87 @@ def test_a_hold_the_provider_cannot_take_leaves_no_pending_payment(api, driver, 
 # --- exits the gate never reported --------------------------------------------------------------
 
 
-def test_a_booking_inside_long_after_its_end_is_completed_at_its_end_without_a_charge(
-    api, at, operator, car_park, booking, recorded, settings, django_capture_on_commit_callbacks
-):
+def _gate_hours(recorded) -> dict:
+    return {hour: value for _, source, hours in recorded if source == "gate" for hour, value in hours.items()}
+
+
+@pytest.fixture
+def unreported(api, at, operator, booking, recorded, settings):
+    """The booking's car checked in, then no exit reported; the sweep has run once it was due."""
     from bookings import tasks
 
     check_in(api, at, operator, booking)
     at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS - 1))
-    assert tasks.close_unreported_exits() == 0  # maybe still inside, overstaying: wait
+    assert tasks.infer_unreported_exits() == 0  # maybe still inside, overstaying: wait
     at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS, minutes=1))
-    with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.close_unreported_exits() == 1
-    assert tasks.close_unreported_exits() == 0
+    assert tasks.infer_unreported_exits() == 1
+    assert tasks.infer_unreported_exits() == 0
+    return booking
+
+
+def test_a_car_with_no_exit_long_after_its_end_stops_counting_as_inside(car_park, unreported, recorded, settings):
+    booking = unreported
     booking.refresh_from_db()
-    assert (booking.status, booking.checked_out_at) == (BookingStatus.COMPLETED, booking.end)
+    assert booking.status == BookingStatus.CHECKED_IN  # nobody knows yet whether it left
     exit_event = GateEvent.objects.get(kind="exit")
     assert (exit_event.is_inferred, exit_event.occurred_at, exit_event.overstay_minor) == (True, booking.end, 0)
     assert not Payment.objects.filter(kind=PaymentKind.OVERSTAY).exists()
-    assert reserved_over(booking) == [0] * 8
-    # The real occupancy of every hour since its end is handed to pricing again, without the car.
-    gate_hours = {hour: value for _, source, hours in recorded if source == "gate" for hour, value in hours.items()}
+    # Every hour since its end is handed to pricing again, without the car; its stay still counts.
+    gate_hours = _gate_hours(recorded)
     assert min(gate_hours) == booking.end
     assert len(gate_hours) == settings.BOOKING_UNREPORTED_EXIT_HOURS + 1
     assert set(gate_hours.values()) == {0}
     during_stay = occupancy._gate_intervals(car_park.pk, booking.start, booking.end)
-    assert occupancy.mean_presence(during_stay, [booking.start]) == {booking.start: 1}  # still counted while booked
+    assert occupancy.mean_presence(during_stay, [booking.start]) == {booking.start: 1}
+
+
+def test_a_car_still_there_pays_its_whole_overstay_when_it_leaves(
+    api, at, operator, car_park, unreported, recorded, django_capture_on_commit_callbacks
+):
+    booking = unreported
+    left = booking.end + timedelta(hours=30)
+    at(left)
+    recorded.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(operator).post(exits(car_park), {"code": booking.code}, format="json")  # the QR still works
+    assert response.status_code == 201, response.content
+    expected = quote_for_window(car_park, booking.end, left).amount_minor
+    assert response.json()["overstay"]["amount_minor"] == expected > 0
+    assert Payment.objects.get(kind=PaymentKind.OVERSTAY).amount_minor == expected
+    assert list(GateEvent.objects.filter(kind="exit").values_list("is_inferred", "occurred_at")) == [(False, left)]
+    booking.refresh_from_db()
+    assert (booking.status, booking.checked_out_at) == (BookingStatus.COMPLETED, left)
+    # The hours it was taken as gone count it again.
+    gate_hours = _gate_hours(recorded)
+    assert gate_hours[booking.end + timedelta(hours=2)] == 1
+
+
+def test_a_car_entering_again_completes_its_stale_stay_without_a_charge(
+    api, at, operator, car_park, unreported, settings
+):
+    booking = unreported
+    at(booking.end + timedelta(days=3))
+    response = api(operator).post(entries(car_park), {"plate": PLATE}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["drive_up"] is True
+    booking.refresh_from_db()
+    assert (booking.status, booking.checked_out_at) == (BookingStatus.COMPLETED, booking.end)
+    assert reserved_over(booking) == [0] * 8
+    assert not Payment.objects.filter(kind=PaymentKind.OVERSTAY).exists()
+    assert GateEvent.objects.filter(booking=booking, kind="exit", is_inferred=True).count() == 1
+    # Its later exit is the drive-up's, not an overstay of the old booking.
+    at(booking.end + timedelta(days=3, hours=2))
+    leaving = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    assert (leaving.json()["drive_up"], leaving.json()["overstay"]) == (True, None)
+
+
+def test_a_car_entering_again_before_the_sweep_also_closes_its_stay(api, at, operator, car_park, booking):
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=5))
+    assert api(operator).post(entries(car_park), {"plate": PLATE}, format="json").status_code == 201
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.COMPLETED
+    assert GateEvent.objects.filter(booking=booking, kind="exit", is_inferred=True).exists()
 
 
 def test_a_car_seen_leaving_before_the_sweep_keeps_its_real_exit(api, at, operator, car_park, booking, settings):
@@ -496,7 +675,7 @@ def test_a_car_seen_leaving_before_the_sweep_keeps_its_real_exit(api, at, operat
     at(booking.end + timedelta(hours=3))
     assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
     at(booking.end + timedelta(hours=settings.BOOKING_UNREPORTED_EXIT_HOURS + 1))
-    assert tasks.close_unreported_exits() == 0
+    assert tasks.infer_unreported_exits() == 0
     assert not GateEvent.objects.filter(is_inferred=True).exists()
 
 

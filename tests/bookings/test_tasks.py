@@ -115,5 +115,5 @@ def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task(settings)
 
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"bookings.tasks.retry_overstay_payments", "bookings.tasks.close_unreported_exits"} <= scheduled
+    assert {"bookings.tasks.retry_overstay_payments", "bookings.tasks.infer_unreported_exits"} <= scheduled
     assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
