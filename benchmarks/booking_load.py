@@ -811,12 +811,14 @@ async def run_phase(
     async def loop(client: Client, index: int) -> None:
         next_send = started + interval * index / len(clients)
         while time.perf_counter() < deadline:
+            sent = time.perf_counter()
             if interval:
-                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
-                next_send += interval
+                # Latency counts from when the request was due, not when a slow answer let this
+                # client send it: otherwise queueing hides in the gaps (coordinated omission).
+                await asyncio.sleep(max(0.0, next_send - sent))
+                sent, next_send = next_send, next_send + interval
                 if time.perf_counter() >= deadline:
                     break
-            sent = time.perf_counter()
             try:
                 status = await request(session, client)
             except Exception as exc:  # noqa: BLE001 - a failed request is a data point, not a crash
