@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from backend.core import clock
 from bookings import services
-from bookings.models import Payment, Refund, RefundStatus, WebhookEvent
+from bookings.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,37 @@ def _apply(event: dict[str, Any]) -> str:
     if payment is None:
         return "unknown payment"
     if event["type"] == "payment_intent.succeeded":
-        services.payment_succeeded(payment=payment)
-        return "payment succeeded"
+        return _apply_success(payment, obj.get("id") or "")
     error = obj.get("last_payment_error") or {}
-    services.payment_failed(payment=payment, failure_code=error.get("decline_code") or error.get("code") or "failed")
+    failure_code = error.get("decline_code") or error.get("code") or "failed"
+    if obj.get("id") != payment.provider_payment_id:
+        # Another intent of this payment (a declined off-session charge of an overstay, or an event
+        # that outran our write of the id): the payment is still payable, only the reason is kept.
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(failure_code=failure_code[:64])
+        return "attempt failed"
+    services.payment_failed(payment=payment, failure_code=failure_code)
     return "payment failed"
+
+
+def _apply_success(payment: Payment, intent_id: str) -> str:
+    if payment.provider_payment_id is None:
+        # Matched by metadata: the charge went through before we stored its intent (an off-session
+        # charge whose answer was lost). Keep the id, so the payment can be refunded.
+        Payment.objects.filter(pk=payment.pk, provider_payment_id__isnull=True).update(
+            provider_payment_id=intent_id, retry_open_at=None
+        )
+        payment.refresh_from_db()
+    elif payment.provider_payment_id != intent_id and payment.status == PaymentStatus.SUCCEEDED:
+        logger.error(
+            "payment %s succeeded twice: intent %s and %s; refund %s by hand",
+            payment.pk,
+            payment.provider_payment_id,
+            intent_id,
+            intent_id,
+        )
+        return "second success of a paid payment: refund by hand"
+    services.payment_succeeded(payment=payment)
+    return "payment succeeded"
 
 
 def _apply_charge_refunded(charge: dict[str, Any]) -> str:

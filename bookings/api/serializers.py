@@ -88,7 +88,7 @@ def _decimal_text(value: Decimal, model_field: Any) -> str:
 
 
 class PaymentSerializer(serializers.ModelSerializer):
-    """The client secret is for the paying driver's app only; staff see the payment without it.
+    """The client secret is for the paying driver's app only, while it can pay; staff never see it.
 
     Like the other serializers of this module, it writes its rows by hand in
     ``to_representation``: DRF would build every declared field again for each instance, a large
@@ -113,8 +113,11 @@ class PaymentSerializer(serializers.ModelSerializer):
         }
 
     def _shows_secret_of(self, payment: Payment) -> bool:
+        """The paying driver's app needs it while the payment can still be paid: pending, or after a
+        declined attempt (the same PaymentIntent takes another card)."""
         viewer = getattr(self.context.get("request"), "user", None)
-        return viewer is not None and viewer.pk == payment.booking.driver_id and payment.status == PaymentStatus.PENDING
+        payable = payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED)
+        return viewer is not None and viewer.pk == payment.booking.driver_id and payable
 
 
 class ExtensionSerializer(serializers.ModelSerializer):

@@ -171,3 +171,71 @@ def test_a_payment_after_expiry_is_refunded_when_the_bay_is_gone(api, driver, ot
     refund_calls = stub.requests_to("POST", "/v1/refunds")
     assert [call.params["payment_intent"] for call in refund_calls] == [intent_id]
     assert refund_calls[0].params["amount"] == str(first.amount_minor)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declined_off_session_overstay_stays_payable_in_the_app_whatever_the_webhooks_say(
+    driver, car_park, stub, time_machine
+):
+    """Stripe reports the declined off-session intent as payment_failed, with our payment's id in
+    its metadata: that must not fail the overstay, whose app intent the driver still has to pay."""
+    from bookings.gate import gate_entry_record, gate_exit_record
+    from bookings.models import PaymentKind, SavedCard
+    from tests.conftest import client_for
+
+    start, end = future_window()
+    post_booking(client_for(driver), driver, car_park, start, end)
+    paid_intent = Payment.objects.get().provider_payment_id
+    stub.confirm_payment_intent(paid_intent, "pm_card_visa")
+    assert deliver(event_for(stub, "evt_paid", "payment_intent.succeeded", paid_intent)).status_code == 200
+    booking = Booking.objects.get()
+    SavedCard.objects.create(
+        driver=driver, provider="stripe", customer_ref="cus_test", payment_method_ref="pm_card_chargeDeclined"
+    )
+    time_machine.move_to(booking.start, tick=False)
+    gate_entry_record(car_park=car_park, code=booking.code, occurred_at=booking.start)
+    time_machine.move_to(booking.end + timedelta(hours=1), tick=False)
+    gate_exit_record(car_park=car_park, code=booking.code, occurred_at=booking.end + timedelta(hours=1))
+
+    overstay = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    app_intent = overstay.provider_payment_id
+    (declined_intent,) = set(stub.payment_intents) - {paid_intent, app_intent}
+    assert stub.payment_intents[declined_intent]["metadata"]["payment_id"] == str(overstay.pk)
+    response = deliver(event_for(stub, "evt_declined", "payment_intent.payment_failed", declined_intent))
+    assert response.json()["outcome"] == "attempt failed"
+    overstay.refresh_from_db()
+    assert (overstay.status, overstay.failure_code) == (PaymentStatus.PENDING, "generic_decline")
+    shown = client_for(driver).get(f"/api/v1/bookings/{booking.pk}").json()
+    (shown_overstay,) = [p for p in shown["payments"] if p["kind"] == "overstay"]
+    assert shown_overstay["client_secret"].startswith(app_intent)
+
+    stub.confirm_payment_intent(app_intent, "pm_card_visa")
+    deliver(event_for(stub, "evt_overstay_paid", "payment_intent.succeeded", app_intent))
+    overstay.refresh_from_db()
+    assert overstay.status == PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_a_success_matched_by_metadata_keeps_the_intent_so_it_can_be_refunded(driver, car_park, stub):
+    """An off-session charge whose answer was lost succeeds at Stripe before we stored its id."""
+    from tests.conftest import client_for
+
+    start, end = future_window()
+    payment_intent_id = "pi_lost_answer"
+    post_booking(client_for(driver), driver, car_park, start, end)
+    payment = Payment.objects.get()
+    Payment.objects.filter(pk=payment.pk).update(provider_payment_id=None)
+    event = {
+        "id": "evt_lost_answer",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {
+            "object": {"id": payment_intent_id, "object": "payment_intent", "metadata": {"payment_id": str(payment.pk)}}
+        },
+    }
+    assert deliver(event).json()["outcome"] == "payment succeeded"
+    payment.refresh_from_db()
+    assert (payment.status, payment.provider_payment_id) == (PaymentStatus.SUCCEEDED, payment_intent_id)
