@@ -339,7 +339,8 @@ CELERY_BEAT_SCHEDULE.update(
         "bookings-retry-overstay-payments": {
             "task": "bookings.tasks.retry_overstay_payments",
             "schedule": timedelta(minutes=5),
-            "options": {"expires": 4 * 60},  # a run still busy during an outage: skip, do not pile up
+            # django-celery-beat's name for expires: a run still queued 4 minutes on is dropped.
+            "options": {"expire_seconds": 4 * 60},
         },
         "bookings-infer-unreported-exits": {
             "task": "bookings.tasks.infer_unreported_exits",

@@ -19,10 +19,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from backend.accounts.models import User
 from backend.api.errors import InvalidInput
@@ -43,7 +43,7 @@ from bookings.models import (
     SavedCard,
 )
 from bookings.payments.gateway import get_provider
-from bookings.payments.providers import PAYMENT_SUCCEEDED, PaymentDeclined, PaymentProviderError
+from bookings.payments.providers import PAYMENT_SUCCEEDED, PaymentProviderError
 from pricing.selectors import quote_for_window
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ def gate_exit_record(
             booking.save(update_fields=["status", "checked_out_at"])
             ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
             services._release_held_extensions(booking)
-            _replace_inferred_exit(booking, occurred_at)
+            was_taken_as_gone = _replace_inferred_exit(booking, occurred_at)
             event = _event_create(
                 car_park, GateEventKind.EXIT, occurred_at, booking.plate, booking, device, staff, amount_minor
             )
@@ -318,6 +318,10 @@ def gate_exit_record(
                     amount_minor=amount_minor,
                     retry_open_at=clock.now() + OVERSTAY_LEASE,  # this exit charges it; the sweep waits
                 )
+                if not was_taken_as_gone:
+                    # A car taken as gone may have left and come back unseen: the driver is asked
+                    # to pay in the app rather than charged days of overstay without a word.
+                    _charge_saved_card_if_any(payment)
             services._after_commit_occupancy(booking.pk)
         _after_commit_publish_gate_hour(car_park.pk, occurred_at)
 
@@ -338,23 +342,22 @@ def _payment_metadata(payment: Payment) -> dict[str, str]:
 
 
 def overstay_charge(*, payment: Payment) -> Payment:
-    """Collect an overstay: off-session from the driver's saved card, else opened for the app.
+    """Collect an overstay: off-session from the saved card fixed on the payment, else opened for the app.
 
     Call outside any transaction (it calls the provider), holding the payment's lease
     (``retry_open_at`` in the future). Never raises for the provider:
 
-    * a declined saved card leaves the payment pending (``failure_code`` set), opened for the app;
+    * a saved card the provider refuses (declined, detached...) leaves the payment pending with
+      ``failure_code`` set, opened for the app;
     * an outage or a lost answer leaves it pending without a provider id, retried by
       ``overstay_payments_retry`` after a back-off with the same idempotency keys. An off-session
-      charge that may have gone through is retried as such, never followed by an app payment that
-      would charge twice;
-    * an error no retry can mend (our request was refused) marks it failed and is logged as an error.
+      charge that may have gone through is retried as such, with the same card, never followed by
+      an app payment that could charge twice;
+    * an app payment the provider refuses for good marks it failed, logged as an error.
     """
-    provider = get_provider()
-    card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=provider.name).first()
     try:
-        if card is not None and not payment.failure_code:
-            charged = _charge_saved_card(payment, card)
+        if payment.off_session_method_ref and not payment.failure_code:
+            charged = _charge_saved_card(payment)
             if charged is not None:
                 return charged
         return _tell_driver(services.payment_open(payment=payment))
@@ -362,23 +365,35 @@ def overstay_charge(*, payment: Payment) -> Payment:
         return _after_failed_attempt(payment, exc)
 
 
-def _charge_saved_card(payment: Payment, card: SavedCard) -> Payment | None:
-    """The off-session charge's outcome, or None when the card was declined (the app pays instead)."""
+def _charge_saved_card_if_any(payment: Payment) -> None:
+    card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=payment.provider).first()
+    if card is None:
+        return
+    payment.off_session_customer_ref = card.customer_ref
+    payment.off_session_method_ref = card.payment_method_ref
+    payment.save(update_fields=["off_session_customer_ref", "off_session_method_ref"])
+
+
+def _charge_saved_card(payment: Payment) -> Payment | None:
+    """The off-session charge's outcome, or None when the provider refused it for good (the app
+    pays instead). A retryable failure is raised: the same charge is tried again later."""
     try:
         result = get_provider().charge_off_session(
-            customer_ref=card.customer_ref,
-            payment_method_ref=card.payment_method_ref,
+            customer_ref=payment.off_session_customer_ref,
+            payment_method_ref=payment.off_session_method_ref,
             amount_minor=payment.amount_minor,
             currency=payment.currency.lower(),
             # Not the app's key: a declined off-session attempt must not block opening one.
             idempotency_key=f"{payment.idempotency_key}-off-session",
             metadata=_payment_metadata(payment),
         )
-    except PaymentDeclined as exc:
-        failure_code = (exc.decline_code or exc.code or "declined")[:64]
+    except PaymentProviderError as exc:
+        if exc.retryable:
+            raise
+        failure_code = (getattr(exc, "decline_code", None) or exc.code or "declined")[:64]
         Payment.objects.filter(pk=payment.pk).update(failure_code=failure_code)
         payment.failure_code = failure_code
-        logger.info("overstay %s: saved card declined (%s); the driver pays in the app", payment.pk, failure_code)
+        logger.info("overstay %s: saved card refused (%s); the driver pays in the app", payment.pk, failure_code)
         return None
     Payment.objects.filter(pk=payment.pk, provider_payment_id__isnull=True).update(
         provider_payment_id=result.id, retry_open_at=None
@@ -393,7 +408,8 @@ def _charge_saved_card(payment: Payment, card: SavedCard) -> Payment | None:
 def _after_failed_attempt(payment: Payment, exc: PaymentProviderError) -> Payment:
     attempts = payment.open_attempts + 1
     if exc.retryable:
-        retry_at = clock.now() + min(OVERSTAY_RETRY_FIRST * 2 ** (attempts - 1), OVERSTAY_RETRY_LONGEST)
+        backoff = min(OVERSTAY_RETRY_FIRST * 2 ** min(attempts - 1, 10), OVERSTAY_RETRY_LONGEST)
+        retry_at = clock.now() + backoff
         Payment.objects.filter(pk=payment.pk).update(open_attempts=attempts, retry_open_at=retry_at)
         payment.open_attempts, payment.retry_open_at = attempts, retry_at
         logger.warning(
@@ -421,27 +437,31 @@ def _tell_driver(payment: Payment) -> Payment:
 
 def overstay_payments_retry(*, now: datetime | None = None, batch: int = 20) -> int:
     """Overstay payments the provider could not take yet are tried again once their back-off is
-    over. Each is claimed first (its lease moved forward only if nobody else moved it), so an exit
-    still charging it, or another sweep, never charges it twice. Returns how many the provider took."""
+    over. Each is claimed first (its lease moved forward only if nobody moved it since it was
+    read, and only while nobody has settled it), so an exit still charging it, or another sweep,
+    never charges it twice. Returns how many the provider took."""
     now = now or clock.now()
     due = Payment.objects.filter(
+        Q(retry_open_at__lte=now) | Q(retry_open_at__isnull=True),  # null: left by an older release
         kind=PaymentKind.OVERSTAY,
         status=PaymentStatus.PENDING,
         provider_payment_id__isnull=True,
-        retry_open_at__lte=now,
     ).order_by("retry_open_at")
     taken = 0
     for payment_id, retry_open_at in list(due.values_list("pk", "retry_open_at")[:batch]):
-        if not _claim_overstay(payment_id, seen=retry_open_at, now=now):
+        if not _claim_overstay(payment_id, seen=retry_open_at):
             continue  # another sweep (or the exit) took it first
         payment = Payment.objects.select_related("booking").get(pk=payment_id)
         taken += bool(overstay_charge(payment=payment).provider_payment_id)
     return taken
 
 
-def _claim_overstay(payment_id: uuid.UUID, *, seen: datetime | None, now: datetime) -> bool:
-    """Move the lease forward only if nobody moved it since we read ``seen``: one winner."""
-    return bool(Payment.objects.filter(pk=payment_id, retry_open_at=seen).update(retry_open_at=now + OVERSTAY_LEASE))
+def _claim_overstay(payment_id: uuid.UUID, *, seen: datetime | None) -> bool:
+    """Move the lease forward only if nobody moved it since we read ``seen``: one winner. The
+    lease starts now, not when the sweep started: earlier payments may have taken minutes."""
+    unsettled = Payment.objects.filter(pk=payment_id, status=PaymentStatus.PENDING, provider_payment_id__isnull=True)
+    unchanged = unsettled.filter(retry_open_at__isnull=True) if seen is None else unsettled.filter(retry_open_at=seen)
+    return bool(unchanged.update(retry_open_at=clock.now() + OVERSTAY_LEASE))
 
 
 # --- exits the gate never reported ------------------------------------------------------------------
@@ -459,24 +479,24 @@ def unreported_exits_infer(*, now: datetime | None = None, batch: int = 500) -> 
     due = Booking.objects.filter(status=BookingStatus.CHECKED_IN, end__lte=cutoff).exclude(
         gate_events__kind=GateEventKind.EXIT
     )
-    hours: set[tuple[int, datetime]] = set()
+    since: dict[int, datetime] = {}  # per car park, the earliest end whose hours change
     inferred = 0
     for booking_id in list(due.order_by("end").values_list("pk", flat=True)[:batch]):
         with transaction.atomic():
-            booking = Booking.objects.select_for_update().select_related("car_park").get(pk=booking_id)
+            booking = Booking.objects.select_for_update().get(pk=booking_id)
             if (
                 booking.status != BookingStatus.CHECKED_IN
                 or booking.gate_events.filter(kind=GateEventKind.EXIT).exists()
             ):
                 continue  # it left meanwhile
             _infer_exit(booking)
-        hours.update((booking.car_park_id, hour) for hour in _gate_hours_since_end(booking, now))
+        since[booking.car_park_id] = min(since.get(booking.car_park_id, booking.end), booking.end)
         inferred += 1
         logger.warning(
             "booking %s: no exit reported %s after its end; presence closed at its end", booking_id, now - booking.end
         )
-    for car_park_id, hour in sorted(hours):  # once per car park and hour, however many cars
-        _publish_gate_hour(car_park_id, hour)
+    for car_park_id, start in since.items():  # once per car park, however many cars
+        _publish_gate_span(car_park_id, start, now)
     return inferred
 
 
@@ -491,18 +511,13 @@ def _infer_exit(booking: Booking) -> GateEvent:
     )
 
 
-def _gate_hours_since_end(booking: Booking, until: datetime, car_park: CarPark | None = None) -> list[datetime]:
-    """The car park's local hours from the booking's end to ``until``: their real occupancy changes."""
-    zone = ZoneInfo((car_park or booking.car_park).timezone)
-    return occupancy.local_hour_starts(booking.end, until, zone)
-
-
-def _replace_inferred_exit(booking: Booking, occurred_at: datetime) -> None:
-    """The car was still there: the real exit replaces the inferred one, and the hours between count it again."""
+def _replace_inferred_exit(booking: Booking, occurred_at: datetime) -> bool:
+    """The car was still there: the real exit replaces the inferred one, and the hours since its
+    end count it again. True if the car had been taken as gone."""
     deleted, _ = GateEvent.objects.filter(booking=booking, is_inferred=True).delete()
     if deleted:
-        for hour in _gate_hours_since_end(booking, occurred_at):
-            _after_commit_publish_gate_hour(booking.car_park_id, hour)
+        _after_commit_publish_gate_span(booking.car_park_id, booking.end, occurred_at)
+    return bool(deleted)
 
 
 def _close_stale_stays(car_park: CarPark, plate: str, at: datetime, *, entering: Booking | None) -> None:
@@ -523,8 +538,7 @@ def _close_stale_stays(car_park: CarPark, plate: str, at: datetime, *, entering:
         services._release_held_extensions(booking)
         if not GateEvent.objects.filter(booking=booking, kind=GateEventKind.EXIT).exists():
             _infer_exit(booking)
-            for hour in _gate_hours_since_end(booking, at, car_park):
-                _after_commit_publish_gate_hour(car_park.pk, hour)
+            _after_commit_publish_gate_span(car_park.pk, booking.end, at)
         services._after_commit_occupancy(booking.pk)
         logger.warning("booking %s: completed at its end, its car entered again without an exit", booking.pk)
 
@@ -567,6 +581,26 @@ def _publish_gate_hour(car_park_id: int, moment: datetime) -> None:
         occupancy.publish_gate_hour(car_park, moment)
     except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
         logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
+
+
+def _publish_gate_span(car_park_id: int, start: datetime, end: datetime) -> None:
+    car_park = CarPark.objects.filter(pk=car_park_id).first()
+    if car_park is None:
+        return
+    try:
+        occupancy.publish_gate_span(car_park, start, end)
+    except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
+        logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
+
+
+def _after_commit_publish_gate_span(car_park_id: int, start: datetime, end: datetime) -> None:
+    """Hours since an exit the gate missed change after the fact: one background task recomputes
+    them (days of hours), so the barrier's request never waits for it."""
+    from bookings import tasks
+
+    transaction.on_commit(
+        lambda: tasks.publish_gate_span.delay(car_park_id, start.isoformat(), end.isoformat()), robust=True
+    )
 
 
 def _after_commit_publish_gate_hour(car_park_id: int, moment: datetime) -> None:

@@ -174,6 +174,10 @@ class Payment(models.Model):
     # moves retry_open_at into the future owns the attempt until then; failures back off.
     open_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     retry_open_at = models.DateTimeField(null=True, blank=True)
+    # The saved card an off-session charge of this payment uses, fixed before the first attempt: a
+    # retry after a lost answer repeats that very charge, whatever happens to the driver's card since.
+    off_session_customer_ref = models.CharField(max_length=255, blank=True, default="", db_default="")
+    off_session_method_ref = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["created_at"]

@@ -99,6 +99,14 @@ def publish_for_booking(booking_id: int) -> int:
 
 def publish_gate_hour(car_park: CarPark, moment: datetime) -> int:
     """Real occupancy of the local hour holding ``moment``, from gate events."""
-    hours = local_hour_starts(moment, moment + timedelta(seconds=1), ZoneInfo(car_park.timezone))
-    present = mean_presence(_gate_intervals(car_park.pk, hours[0], hours[0] + HOUR), hours)
+    return publish_gate_span(car_park, moment, moment + timedelta(seconds=1))
+
+
+def publish_gate_span(car_park: CarPark, start: datetime, end: datetime) -> int:
+    """Real occupancy of every local hour touching ``[start, end)`` (at most ``MAX_SPAN``), from
+    gate events read once for the whole span."""
+    hours = local_hour_starts(start, min(end, start + MAX_SPAN), ZoneInfo(car_park.timezone))
+    if not hours:
+        return 0
+    present = mean_presence(_gate_intervals(car_park.pk, hours[0], hours[-1] + HOUR), hours)
     return _record(car_park, "gate", present)

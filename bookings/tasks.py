@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -39,6 +39,15 @@ def retry_overstay_payments() -> int:
 def infer_unreported_exits() -> int:
     """Cars checked in long past their booking's end with no exit stop counting as inside."""
     return gate.unreported_exits_infer()
+
+
+@shared_task
+def publish_gate_span(car_park_id: int, start: str, end: str) -> int:
+    """Hand pricing the real occupancy of hours an exit changed after the fact (ISO times)."""
+    car_park = CarPark.objects.filter(pk=car_park_id).first()
+    if car_park is None:
+        return 0
+    return occupancy.publish_gate_span(car_park, datetime.fromisoformat(start), datetime.fromisoformat(end))
 
 
 @shared_task

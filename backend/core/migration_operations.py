@@ -16,6 +16,7 @@ from django.db.migrations.operations import AddIndex, RemoveIndex
 class AddIndexConcurrentlyWherePossible(AddIndexConcurrently):
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
+            _drop_invalid_leftover(schema_editor, self.index.name)
             super().database_forwards(app_label, schema_editor, from_state, to_state)
         else:
             AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
@@ -39,3 +40,16 @@ class RemoveIndexConcurrentlyWherePossible(RemoveIndexConcurrently):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
         else:
             RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+def _drop_invalid_leftover(schema_editor: Any, name: str) -> None:
+    """A concurrent build that failed (a lock timeout, a deploy killed) leaves an INVALID index of
+    that name behind, and the retried migration would stop on "already exists": drop it first."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
+            "WHERE pg_class.relname = %s AND NOT pg_index.indisvalid",
+            [name],
+        )
+        if cursor.fetchone():
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")

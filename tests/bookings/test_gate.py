@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from backend.core import clock
 from bookings import ledger, occupancy
 from bookings.models import (
     Booking,
@@ -475,6 +476,7 @@ def test_a_saved_card_charge_whose_answer_was_lost_is_retried_as_such_never_open
     assert (payment.status, payment.provider_payment_id, payment.open_attempts) == (PaymentStatus.PENDING, None, 1)
 
     monkeypatch.setattr(OfflineProvider, "charge_off_session", real_charge)
+    SavedCard.objects.all().delete()  # the driver removes the card meanwhile: the retry is the same charge
     at(booking.end + timedelta(hours=1, minutes=3))
     assert tasks.retry_overstay_payments() == 1
     payment.refresh_from_db()
@@ -510,6 +512,53 @@ def test_an_overstay_the_provider_refuses_for_good_is_failed_and_not_retried(
     at(booking.end + timedelta(days=1))
     assert tasks.retry_overstay_payments() == 0
     assert len(calls) == 1
+
+
+def test_a_saved_card_the_provider_refuses_for_good_falls_back_to_the_app(
+    api, at, operator, driver, car_park, booking, monkeypatch
+):
+    from bookings.payments.offline_provider import OfflineProvider
+    from bookings.payments.providers import PaymentConfigurationError
+
+    def detached(self, **kwargs):
+        raise PaymentConfigurationError("No such PaymentMethod: 'pm_gone'", code="resource_missing")
+
+    monkeypatch.setattr(OfflineProvider, "charge_off_session", detached)
+    SavedCard.objects.create(driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_gone")
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").status_code == 201
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert (payment.status, payment.failure_code) == (PaymentStatus.PENDING, "resource_missing")
+    assert payment.client_secret  # opened for the app
+
+
+def test_an_overstay_left_by_an_older_release_without_a_lease_is_retried(api, at, operator, car_park, booking):
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    Payment.objects.filter(kind=PaymentKind.OVERSTAY).update(
+        provider_payment_id=None, client_secret="", retry_open_at=None
+    )
+    assert tasks.retry_overstay_payments() == 1
+    assert Payment.objects.get(kind=PaymentKind.OVERSTAY).client_secret
+
+
+def test_the_back_off_stops_growing_at_two_hours(api, at, operator, car_park, booking, provider_down):
+    from bookings import tasks
+
+    check_in(api, at, operator, booking)
+    at(booking.end + timedelta(hours=1))
+    api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+    Payment.objects.filter(kind=PaymentKind.OVERSTAY).update(open_attempts=60)  # days of outage
+    payment = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    at(payment.retry_open_at)
+    assert tasks.retry_overstay_payments() == 0
+    payment.refresh_from_db()
+    assert payment.open_attempts == 61
+    assert payment.retry_open_at - clock.now() == timedelta(hours=2)
 
 
 def test_retries_back_off(api, at, operator, car_park, booking, provider_down):
@@ -620,9 +669,10 @@ def test_a_car_with_no_exit_long_after_its_end_stops_counting_as_inside(car_park
 
 
 def test_a_car_still_there_pays_its_whole_overstay_when_it_leaves(
-    api, at, operator, car_park, unreported, recorded, django_capture_on_commit_callbacks
+    api, at, operator, driver, car_park, unreported, recorded, django_capture_on_commit_callbacks
 ):
     booking = unreported
+    SavedCard.objects.create(driver=driver, provider="offline", customer_ref="cus_1", payment_method_ref="pm_card_visa")
     left = booking.end + timedelta(hours=30)
     at(left)
     recorded.clear()
@@ -631,7 +681,12 @@ def test_a_car_still_there_pays_its_whole_overstay_when_it_leaves(
     assert response.status_code == 201, response.content
     expected = quote_for_window(car_park, booking.end, left).amount_minor
     assert response.json()["overstay"]["amount_minor"] == expected > 0
-    assert Payment.objects.get(kind=PaymentKind.OVERSTAY).amount_minor == expected
+    overstay = Payment.objects.get(kind=PaymentKind.OVERSTAY)
+    assert overstay.amount_minor == expected
+    # Taken as gone for days: maybe it left and came back unseen, so it is asked in the app, not
+    # charged to the saved card.
+    assert (overstay.status, overstay.off_session_method_ref) == (PaymentStatus.PENDING, "")
+    assert overstay.client_secret
     assert list(GateEvent.objects.filter(kind="exit").values_list("is_inferred", "occurred_at")) == [(False, left)]
     booking.refresh_from_db()
     assert (booking.status, booking.checked_out_at) == (BookingStatus.COMPLETED, left)
