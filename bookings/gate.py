@@ -300,11 +300,7 @@ def gate_exit_record(
                 raise InvalidInput("occurred_at", "The exit is before the booking's entry.", code="before_entry")
             minutes = overstay_minutes(booking, occurred_at)
             amount_minor = quote_for_window(car_park, booking.end, occurred_at).amount_minor if minutes else 0
-            booking.status = BookingStatus.COMPLETED
-            booking.checked_out_at = occurred_at
-            booking.save(update_fields=["status", "checked_out_at"])
-            ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
-            services._release_held_extensions(booking)
+            _complete_stay(booking, left_at=occurred_at)
             was_taken_as_gone = _replace_inferred_exit(booking, occurred_at)
             event = _event_create(
                 car_park, GateEventKind.EXIT, occurred_at, booking.plate, booking, device, staff, amount_minor
@@ -321,7 +317,7 @@ def gate_exit_record(
                 if not was_taken_as_gone:
                     # A car taken as gone may have left and come back unseen: the driver is asked
                     # to pay in the app rather than charged days of overstay without a word.
-                    _charge_saved_card_if_any(payment)
+                    _fix_saved_card_on(payment)
             services._after_commit_occupancy(booking.pk)
         _after_commit_publish_gate_hour(car_park.pk, occurred_at)
 
@@ -365,7 +361,8 @@ def overstay_charge(*, payment: Payment) -> Payment:
         return _after_failed_attempt(payment, exc)
 
 
-def _charge_saved_card_if_any(payment: Payment) -> None:
+def _fix_saved_card_on(payment: Payment) -> None:
+    """Copy the driver's saved card (if any) onto the payment: every attempt charges that card."""
     card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=payment.provider).first()
     if card is None:
         return
@@ -484,10 +481,7 @@ def unreported_exits_infer(*, now: datetime | None = None, batch: int = 500) -> 
     for booking_id in list(due.order_by("end").values_list("pk", flat=True)[:batch]):
         with transaction.atomic():
             booking = Booking.objects.select_for_update().get(pk=booking_id)
-            if (
-                booking.status != BookingStatus.CHECKED_IN
-                or booking.gate_events.filter(kind=GateEventKind.EXIT).exists()
-            ):
+            if booking.status != BookingStatus.CHECKED_IN or _has_exit(booking):
                 continue  # it left meanwhile
             _infer_exit(booking)
         since[booking.car_park_id] = min(since.get(booking.car_park_id, booking.end), booking.end)
@@ -496,8 +490,21 @@ def unreported_exits_infer(*, now: datetime | None = None, batch: int = 500) -> 
             "booking %s: no exit reported %s after its end; presence closed at its end", booking_id, now - booking.end
         )
     for car_park_id, start in since.items():  # once per car park, however many cars
-        _publish_gate_span(car_park_id, start, now)
+        publish_gate_span(car_park_id, start, now)
     return inferred
+
+
+def _complete_stay(booking: Booking, *, left_at: datetime) -> None:
+    """The car has left: the booking is completed and its bays (and any held extension) go back."""
+    booking.status = BookingStatus.COMPLETED
+    booking.checked_out_at = left_at
+    booking.save(update_fields=["status", "checked_out_at"])
+    ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
+    services._release_held_extensions(booking)
+
+
+def _has_exit(booking: Booking) -> bool:
+    return GateEvent.objects.filter(booking=booking, kind=GateEventKind.EXIT).exists()
 
 
 def _infer_exit(booking: Booking) -> GateEvent:
@@ -531,12 +538,8 @@ def _close_stale_stays(car_park: CarPark, plate: str, at: datetime, *, entering:
     if entering is not None:
         stale = stale.exclude(pk=entering.pk)
     for booking in stale.order_by("pk"):
-        booking.status = BookingStatus.COMPLETED
-        booking.checked_out_at = booking.end
-        booking.save(update_fields=["status", "checked_out_at"])
-        ledger.release(booking.car_park_id, booking.bay_type, booking.ledger_start, booking.ledger_end)
-        services._release_held_extensions(booking)
-        if not GateEvent.objects.filter(booking=booking, kind=GateEventKind.EXIT).exists():
+        _complete_stay(booking, left_at=booking.end)
+        if not _has_exit(booking):
             _infer_exit(booking)
             _after_commit_publish_gate_span(car_park.pk, booking.end, at)
         services._after_commit_occupancy(booking.pk)
@@ -573,24 +576,20 @@ def _event_create(
     )
 
 
+def publish_gate_span(car_park_id: int, start: datetime, end: datetime) -> int:
+    """Hand pricing the real occupancy of the car park's local hours touching ``[start, end)``."""
+    car_park = CarPark.objects.filter(pk=car_park_id).first()
+    if car_park is None:
+        return 0
+    try:
+        return occupancy.publish_gate_span(car_park, start, end)
+    except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
+        logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
+        return 0
+
+
 def _publish_gate_hour(car_park_id: int, moment: datetime) -> None:
-    car_park = CarPark.objects.filter(pk=car_park_id).first()
-    if car_park is None:
-        return
-    try:
-        occupancy.publish_gate_hour(car_park, moment)
-    except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
-        logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
-
-
-def _publish_gate_span(car_park_id: int, start: datetime, end: datetime) -> None:
-    car_park = CarPark.objects.filter(pk=car_park_id).first()
-    if car_park is None:
-        return
-    try:
-        occupancy.publish_gate_span(car_park, start, end)
-    except ImportError:  # the pricing app's occupancy_record is not deployed: the gate must still work
-        logger.warning("gate occupancy of car park %s not published: pricing cannot record it", car_park_id)
+    publish_gate_span(car_park_id, moment, moment + timedelta(seconds=1))
 
 
 def _after_commit_publish_gate_span(car_park_id: int, start: datetime, end: datetime) -> None:

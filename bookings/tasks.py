@@ -44,10 +44,7 @@ def infer_unreported_exits() -> int:
 @shared_task
 def publish_gate_span(car_park_id: int, start: str, end: str) -> int:
     """Hand pricing the real occupancy of hours an exit changed after the fact (ISO times)."""
-    car_park = CarPark.objects.filter(pk=car_park_id).first()
-    if car_park is None:
-        return 0
-    return occupancy.publish_gate_span(car_park, datetime.fromisoformat(start), datetime.fromisoformat(end))
+    return gate.publish_gate_span(car_park_id, datetime.fromisoformat(start), datetime.fromisoformat(end))
 
 
 @shared_task

@@ -258,7 +258,7 @@ def test_a_publish_failure_never_fails_the_gate(
     def missing(*args, **kwargs):
         raise ImportError("cannot import name 'occupancy_record' from 'pricing.services'")
 
-    monkeypatch.setattr(occupancy, "publish_gate_hour", missing)
+    monkeypatch.setattr(occupancy, "_record", missing)  # where pricing is imported
     at(future_window()[0])
     with caplog.at_level(logging.WARNING, logger="bookings.gate"), django_capture_on_commit_callbacks(execute=True):
         response = api(operator).post(entries(car_park), {"plate": "XY99ZZZ"}, format="json")
