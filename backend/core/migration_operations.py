@@ -13,33 +13,37 @@ from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndex
 from django.db.migrations.operations import AddIndex, RemoveIndex
 
 
-class AddIndexConcurrentlyWherePossible(AddIndexConcurrently):
+class _ConcurrentlyOnPostgres:
+    """The concurrent operation on PostgreSQL, ``plain`` (its non-concurrent twin) elsewhere."""
+
+    plain: Any
+
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            _drop_invalid_leftover(schema_editor, self.index.name)
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            self.before_concurrent(schema_editor)
+            super().database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
         else:
-            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+            self.plain.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+            super().database_backwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
         else:
-            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+            self.plain.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+    def before_concurrent(self, schema_editor: Any) -> None:
+        pass
 
 
-class RemoveIndexConcurrentlyWherePossible(RemoveIndexConcurrently):
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+class AddIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgres, AddIndexConcurrently):
+    plain = AddIndex
 
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+    def before_concurrent(self, schema_editor: Any) -> None:
+        _drop_invalid_leftover(schema_editor, self.index.name)
+
+
+class RemoveIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgres, RemoveIndexConcurrently):
+    plain = RemoveIndex
 
 
 def _drop_invalid_leftover(schema_editor: Any, name: str) -> None:
