@@ -29,6 +29,7 @@ from backend.api.errors import InvalidInput
 from backend.audit.services import audit_record
 from backend.carparks.models import CarPark
 from backend.core import clock
+from backend.core.clock import iso_utc
 from bookings import ledger, occupancy, services
 from bookings.exceptions import AlreadyInside, BookingNotActive, BookingNotFound, NotInside, TooEarly
 from bookings.models import (
@@ -168,7 +169,7 @@ def _check_entry_allowed(booking: Booking, car_park: CarPark, at: datetime) -> N
     earliest = _entry_opens(booking, car_park)
     if at < earliest:
         raise TooEarly(
-            f"This booking may enter from {earliest.isoformat()}.", extra={"earliest_entry": services.iso_utc(earliest)}
+            f"This booking may enter from {earliest.isoformat()}.", extra={"earliest_entry": iso_utc(earliest)}
         )
     if at >= booking.end:
         raise BookingNotActive(

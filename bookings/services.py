@@ -8,18 +8,19 @@ import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Sum
 
 from backend.accounts.models import User, Vehicle
 from backend.api.errors import InvalidInput
 from backend.carparks.models import BayType, CarPark, Closure
 from backend.carparks.selectors import closures_overlapping, is_open_for_window
 from backend.core import clock
+from backend.core.clock import iso_utc
 from backend.core.money import Money
 from bookings import ledger
 from bookings.exceptions import (
@@ -78,13 +79,6 @@ def validate_window(
     closures = closures_overlapping(car_park, start, end)
     if closures:
         raise InvalidInput(None, f"The car park is closed then: {closures[0].reason}.", code="car_park_closed")
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with ``Z``, the same form as every other time in the API."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def price_lines_of(quote: Quote) -> list[dict[str, Any]]:
@@ -292,28 +286,41 @@ def holds_expire(
     each is expired in its own transaction, oldest first.
     """
     now = now or clock.now()
-    overdue = Booking.objects.filter(status=BookingStatus.HELD, hold_expires_at__lte=now)
-    extensions = BookingExtension.objects.filter(status=ExtensionStatus.HELD, hold_expires_at__lte=now)
     if car_park_id is not None:
         car_park_ids = [car_park_id]
-    if car_park_ids is not None:
-        overdue = overdue.filter(car_park_id__in=car_park_ids)
-        extensions = extensions.filter(booking__car_park_id__in=car_park_ids)
-    fields = ("is_extension", "pk", "hold_expires_at")
-    due = (
-        overdue.order_by()
-        .annotate(is_extension=Value(False))
-        .values_list(*fields)
-        .union(extensions.order_by().annotate(is_extension=Value(True)).values_list(*fields), all=True)
-        .order_by("hold_expires_at")
-    )
     expired = 0
-    for is_extension, pk, _ in list(due[:batch]):
+    for is_extension, pk in _overdue_holds(now, car_park_ids, batch):
         if is_extension:
             expired += extension_expire(extension_id=pk, now=now)
         else:
             expired += booking_expire(booking_id=pk, now=now)
     return expired
+
+
+def _overdue_holds(now: datetime, car_park_ids: Sequence[int] | None, limit: int) -> list[tuple[bool, int]]:
+    """(is an extension, id) of the overdue holds, oldest first.
+
+    Plain SQL that both databases take: it runs before every search and availability answer, and
+    building the same UNION through the ORM cost three times what the query itself does.
+    """
+    ids = list(car_park_ids) if car_park_ids is not None else []
+    if car_park_ids is not None and not ids:
+        return []
+    of_car_parks = f"AND b.car_park_id IN ({', '.join(['%s'] * len(ids))})" if car_park_ids is not None else ""
+    bookings, extensions = Booking._meta.db_table, BookingExtension._meta.db_table
+    # The table names come from the models; every value is a parameter.
+    query = f"""
+        SELECT 0, b.id, b.hold_expires_at FROM {bookings} b
+        WHERE b.status = %s AND b.hold_expires_at <= %s {of_car_parks}
+        UNION ALL
+        SELECT 1, e.id, e.hold_expires_at FROM {extensions} e JOIN {bookings} b ON b.id = e.booking_id
+        WHERE e.status = %s AND e.hold_expires_at <= %s {of_car_parks}
+        ORDER BY 3 LIMIT %s
+    """  # noqa: S608
+    params: list[Any] = [BookingStatus.HELD.value, now, *ids, ExtensionStatus.HELD.value, now, *ids, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [(bool(is_extension), pk) for is_extension, pk, _ in cursor.fetchall()]
 
 
 @transaction.atomic

@@ -17,7 +17,7 @@ from django.db.models import FilteredRelation, Q
 
 from backend.carparks.models import CarPark
 from backend.core import clock
-from pricing.models import PublishedRate, RateCard
+from pricing.models import RateCard
 from pricing.quotes import HOUR, CancellationPolicy, Quote, QuoteLine, Tariff, price_stay
 
 
@@ -40,33 +40,18 @@ def cancellation_policy_of(car_park: CarPark) -> CancellationPolicy:
     )
 
 
-def published_rates_for(
-    car_park_ids: Sequence[int], start: datetime, end: datetime
-) -> dict[int, dict[datetime, Decimal]]:
-    """Published hourly rates covering ``[start, end)`` per car park, in one query (UTC keys)."""
-    found: dict[int, dict[datetime, Decimal]] = defaultdict(dict)
-    if not car_park_ids:
-        return found
-    # order_by(): the model's default ordering joins the car park to sort by its name; a dict
-    # needs no order.
-    rows = (
-        PublishedRate.objects.filter(car_park_id__in=car_park_ids, hour_start__gt=start - HOUR, hour_start__lt=end)
-        .order_by()
-        .values_list("car_park_id", "hour_start", "rate")
-    )
-    for car_park_id, hour_start, rate in rows:
-        found[car_park_id][hour_start.astimezone(UTC)] = rate
-    return found
+def _cards_and_rates(
+    car_parks: Sequence[CarPark], start: datetime, end: datetime
+) -> dict[int, tuple[RateCard, dict[datetime, Decimal]]]:
+    """Each car park's rate card (or the platform default) and its published rates for the window
+    (UTC hour starts), for any number of car parks in one query.
 
-
-def _card_and_rates(car_park: CarPark, start: datetime, end: datetime) -> tuple[RateCard, dict[datetime, Decimal]]:
-    """The car park's rate card (or the platform default) and its published rates for the window.
-
-    One query: the car park row LEFT JOINed to its rate card (one-to-one) and to the published
-    rates of the window, so a car park with neither still yields one row of NULLs.
+    The car park rows LEFT JOINed to their rate card (one-to-one) and to the published rates of
+    the window, so a car park with neither still yields one row of NULLs.
     """
+    by_id = {car_park.pk: car_park for car_park in car_parks}
     rows = (
-        CarPark.objects.filter(pk=car_park.pk)
+        CarPark.objects.filter(pk__in=by_id)
         .order_by()
         .annotate(
             window_rate=FilteredRelation(
@@ -75,6 +60,7 @@ def _card_and_rates(car_park: CarPark, start: datetime, end: datetime) -> tuple[
             )
         )
         .values_list(
+            "pk",
             "rate_card__id",
             "rate_card__hourly_rate",
             "rate_card__daily_maximum",
@@ -84,21 +70,24 @@ def _card_and_rates(car_park: CarPark, start: datetime, end: datetime) -> tuple[
             "window_rate__rate",
         )
     )
-    card: RateCard | None = None
-    published: dict[datetime, Decimal] = {}
-    for card_id, hourly_rate, daily_maximum, minimum_charge, tax_rate, hour_start, rate in rows:
-        if card is None and card_id is not None:
-            card = RateCard(
+    cards: dict[int, RateCard] = {}
+    published: dict[int, dict[datetime, Decimal]] = defaultdict(dict)
+    for car_park_id, card_id, hourly_rate, daily_maximum, minimum_charge, tax_rate, hour_start, rate in rows:
+        if card_id is not None and car_park_id not in cards:
+            cards[car_park_id] = RateCard(
                 id=card_id,
-                car_park=car_park,
+                car_park=by_id[car_park_id],
                 hourly_rate=hourly_rate,
                 daily_maximum=daily_maximum,
                 minimum_charge=minimum_charge,
                 tax_rate=tax_rate,
             )
         if hour_start is not None:
-            published[hour_start.astimezone(UTC)] = rate
-    return card or default_rate_card(car_park), published
+            published[car_park_id][hour_start.astimezone(UTC)] = rate
+    return {
+        car_park_id: (cards.get(car_park_id) or default_rate_card(car_park), published.get(car_park_id, {}))
+        for car_park_id, car_park in by_id.items()
+    }
 
 
 def _source_label(published_hours: int, all_hours: int, fallback: str) -> str:
@@ -121,14 +110,14 @@ def _describe_source(label: str) -> str:
 def _quote(
     car_park: CarPark,
     card: RateCard,
+    published: Mapping[datetime, Decimal],
     start: datetime,
     end: datetime,
     now: datetime,
-    published: Mapping[datetime, Decimal] | None = None,
 ) -> Quote:
     """Price the stay: each local hour at its published rate when there is one, else the card's.
 
-    ``published`` maps UTC hour starts to rates (see ``published_rates_for``); the quote's
+    ``published`` maps UTC hour starts to rates (see ``_cards_and_rates``); the quote's
     ``rate_source`` and each parking line say which applied.
     """
     card_rate = card.hourly_rate
@@ -138,7 +127,7 @@ def _quote(
 
     def rate_at(hour_start: datetime) -> Decimal:
         hours.append(hour_start)
-        return published.get(hour_start, card_rate) if published else card_rate
+        return published.get(hour_start, card_rate)
 
     quote = price_stay(
         car_park_id=car_park.pk,
@@ -190,19 +179,12 @@ def quote_for_window(car_park: CarPark, start: datetime, end: datetime) -> Quote
     Reads published rates only (one query: the rate card and the window's rates): no model
     runs here.
     """
-    card, published = _card_and_rates(car_park, start, end)
-    return _quote(car_park, card, start, end, clock.now(), published)
+    return quotes_for_window([car_park], start, end)[car_park.pk]
 
 
 def quotes_for_window(car_parks: Iterable[CarPark], start: datetime, end: datetime) -> dict[int, Quote]:
-    """Bulk form for search: one query for all rate cards and one for all published rates."""
+    """Bulk form for search: one query for every car park's rate card and published rates."""
     car_parks = list(car_parks)
-    cards = {card.car_park_id: card for card in RateCard.objects.filter(car_park__in=car_parks)}
-    published = published_rates_for([car_park.pk for car_park in car_parks], start, end)
+    found = _cards_and_rates(car_parks, start, end)
     now = clock.now()
-    return {
-        car_park.pk: _quote(
-            car_park, cards.get(car_park.pk) or default_rate_card(car_park), start, end, now, published.get(car_park.pk)
-        )
-        for car_park in car_parks
-    }
+    return {car_park.pk: _quote(car_park, *found[car_park.pk], start, end, now) for car_park in car_parks}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,7 @@ from django.db.models import F, FloatField, Value
 from django.db.models.functions import ASin, Cos, Power, Radians, Round, Sin, Sqrt
 
 from backend.carparks.hours import Period, is_open_throughout
-from backend.carparks.models import CarPark, CarParkQuerySet, Closure
+from backend.carparks.models import CarPark, CarParkQuerySet, Closure, OpeningPeriod
 
 EARTH_RADIUS_M = 6_371_008.8
 _KM_PER_DEGREE_LAT = 111.32
@@ -46,6 +48,20 @@ def periods_of(car_park: CarPark) -> list[Period]:
         Period(weekday=p.weekday, opens=p.opens, closes=p.closes, overnight=p.overnight)
         for p in car_park.opening_periods.all()
     ]
+
+
+def opening_periods_of(car_park_ids: Sequence[int]) -> dict[int, list[Period]]:
+    """The opening periods of many car parks in one query, by weekday (plain tuples, no model rows:
+    a search page shows seven for each of its car parks)."""
+    found: dict[int, list[Period]] = defaultdict(list)
+    rows = (
+        OpeningPeriod.objects.filter(car_park_id__in=car_park_ids)
+        .order_by("car_park_id", "weekday")
+        .values_list("car_park_id", "weekday", "opens", "closes", "overnight")
+    )
+    for car_park_id, weekday, opens, closes, overnight in rows:
+        found[car_park_id].append(Period(weekday=weekday, opens=opens, closes=closes, overnight=overnight))
+    return found
 
 
 def is_open_for_window(car_park: CarPark, start: datetime, end: datetime) -> bool:

@@ -12,8 +12,9 @@ from rest_framework import serializers
 
 from backend.api.fields import AwareDateTimeField
 from backend.carparks.models import BayType
+from backend.core.clock import iso_utc
 from bookings.models import Booking, BookingExtension, Payment, PaymentKind, PaymentStatus
-from bookings.services import iso_utc, price_lines_of
+from bookings.services import price_lines_of
 from pricing.quotes import Quote
 
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_chargeDeclined")

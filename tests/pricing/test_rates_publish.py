@@ -248,7 +248,7 @@ def test_quote_falls_back_to_the_rate_card_for_unpublished_hours(car_park: CarPa
     assert quote.total.amount == published(car_park)[-1].rate + Decimal("2.50")
 
 
-def test_bulk_quotes_read_all_published_rates_in_one_query(
+def test_bulk_quotes_read_every_rate_card_and_published_rate_in_one_query(
     company: Any, forecast: Callable, django_assert_num_queries: Any
 ) -> None:
     car_parks = [CarParkFactory(company=company) for _ in range(5)]
@@ -257,9 +257,10 @@ def test_bulk_quotes_read_all_published_rates_in_one_query(
     forecast(0.99)
     rates.publish_rates(now=NOW)
     start = datetime(2026, 6, 2, 8, tzinfo=UTC)
-    with django_assert_num_queries(2):  # rate cards + published rates
+    car_parks.append(CarParkFactory(company=company))  # no card, no published rates: the default
+    with django_assert_num_queries(1):
         quotes = quotes_for_window(car_parks, start, start + timedelta(hours=3))
-    assert {quote.rate_source for quote in quotes.values()} == {"published"}
+    assert [quotes[car_park.pk].rate_source for car_park in car_parks] == ["published"] * 5 + ["platform_default"]
 
 
 def test_publish_task_runs_the_service(car_park: CarPark, forecast: Callable) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,8 @@ from rest_framework import serializers
 
 from backend.api.fields import AwareDateTimeField
 from backend.carparks.hours import Period
-from backend.carparks.models import MAX_CAPACITY, CarPark, Closure, Weekday
+from backend.carparks.models import MAX_CAPACITY, CarPark, Closure, OpeningPeriod, Weekday
+from backend.core.clock import iso_utc
 from backend.core.money import MINOR_UNITS
 
 WEEKDAY_NAMES = [label for _, label in Weekday.choices]
@@ -116,7 +118,7 @@ class OpeningPeriodSerializer(serializers.Serializer):
         return {"weekday": attrs["weekday"], "opens": opens, "closes": closes, "overnight": attrs["overnight"]}
 
 
-def _period_representation(period: Any) -> dict[str, Any]:
+def _period_representation(period: Period | OpeningPeriod) -> dict[str, Any]:
     closes_at_midnight = period.overnight and period.closes == MIDNIGHT
     return {
         "weekday": WEEKDAY_NAMES[period.weekday],
@@ -132,7 +134,14 @@ class CarParkCompanySerializer(serializers.Serializer):
 
 
 class CarParkSerializer(serializers.ModelSerializer):
-    """What anyone may read."""
+    """What anyone may read.
+
+    Rows are written by hand in ``to_representation`` (a search shows twenty at a time, and DRF
+    would build every declared field again for each); the declarations stay the schema, and the
+    tests check the rows against DRF's generic ``to_representation``. A list can pass
+    ``opening_periods`` in the context (``selectors.opening_periods_of``) instead of prefetching
+    period instances.
+    """
 
     location = serializers.SerializerMethodField()
     bays = serializers.SerializerMethodField()
@@ -155,6 +164,21 @@ class CarParkSerializer(serializers.ModelSerializer):
             "opening_hours",
             "operator",
         ]
+
+    def to_representation(self, instance: CarPark) -> dict[str, Any]:
+        return {
+            "id": instance.pk,
+            "name": instance.name,
+            "address": instance.address,
+            "location": self.get_location(instance),
+            "timezone": instance.timezone,
+            "currency": instance.currency,
+            "total_capacity": instance.total_capacity,
+            "bays": self.get_bays(instance),
+            "features": self.get_features(instance),
+            "opening_hours": self.get_opening_hours(instance),
+            "operator": {"id": instance.company.pk, "name": instance.company.name},
+        }
 
     @extend_schema_field(LocationSerializer)
     def get_location(self, car_park: CarPark) -> dict[str, float]:
@@ -179,7 +203,9 @@ class CarParkSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpeningPeriodSerializer(many=True))
     def get_opening_hours(self, car_park: CarPark) -> list[dict[str, Any]]:
-        return [_period_representation(p) for p in car_park.opening_periods.all()]
+        known: Mapping[int, list[Period]] | None = self.context.get("opening_periods")
+        periods = known.get(car_park.pk, []) if known is not None else car_park.opening_periods.all()
+        return [_period_representation(period) for period in periods]
 
 
 class CarParkSearchResultSerializer(CarParkSerializer):
@@ -187,6 +213,9 @@ class CarParkSearchResultSerializer(CarParkSerializer):
 
     class Meta(CarParkSerializer.Meta):
         fields = [*CarParkSerializer.Meta.fields, "distance_m"]
+
+    def to_representation(self, instance: CarPark) -> dict[str, Any]:
+        return {**super().to_representation(instance), "distance_m": self.get_distance_m(instance)}
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_distance_m(self, car_park: CarPark) -> int | None:
@@ -199,6 +228,14 @@ class CarParkPrivateSerializer(CarParkSerializer):
 
     class Meta(CarParkSerializer.Meta):
         fields = [*CarParkSerializer.Meta.fields, "internal_notes", "created_at", "updated_at"]
+
+    def to_representation(self, instance: CarPark) -> dict[str, Any]:
+        return {
+            **super().to_representation(instance),
+            "internal_notes": instance.internal_notes,
+            "created_at": iso_utc(instance.created_at),
+            "updated_at": iso_utc(instance.updated_at),
+        }
 
 
 class CarParkInputSerializer(serializers.Serializer):

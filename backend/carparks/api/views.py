@@ -27,6 +27,7 @@ from backend.carparks.api.serializers import (
     ClosureSerializer,
 )
 from backend.carparks.models import CarPark, Closure, OpeningPeriod
+from backend.carparks.selectors import opening_periods_of
 
 # Apps that add to each search result (bookings: free bays and the price for a start/end window)
 # register here from their AppConfig.ready, as they do with the inventory guards: this app
@@ -83,11 +84,11 @@ class CarParkViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> QuerySet[CarPark]:
-        queryset = (
-            CarPark.objects.live()
-            .select_related("company")
-            .prefetch_related(Prefetch("opening_periods", queryset=OpeningPeriod.objects.order_by("weekday")))
-        )
+        queryset = CarPark.objects.live().select_related("company")
+        if self.action != "list":  # a list reads its periods in one query of plain tuples (see list)
+            queryset = queryset.prefetch_related(
+                Prefetch("opening_periods", queryset=OpeningPeriod.objects.order_by("weekday"))
+            )
         if self.action in ("update", "partial_update", "destroy", "audit_log"):
             # Another company's car park is not found, rather than forbidden: no probing.
             queryset = queryset.of_company(company_id_of(self.request))
@@ -109,7 +110,8 @@ class CarParkViewSet(viewsets.ModelViewSet):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         car_parks = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())) or [])
-        rows = self.get_serializer(car_parks, many=True).data
+        periods = opening_periods_of([car_park.pk for car_park in car_parks])
+        rows = self.get_serializer(car_parks, many=True, context={"opening_periods": periods}).data
         for enrich in search_enrichers:
             enrich(request, rows, car_parks)
         return self.get_paginated_response(rows)
