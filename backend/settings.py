@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "UserRoleEnum": "backend.accounts.models.Role",
         "InvitationRoleEnum": ["operator", "marketing"],
+        "GateEventKindEnum": "bookings.models.GateEventKind",
     },
 }
 

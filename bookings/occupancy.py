@@ -9,6 +9,7 @@ history and never imports this app).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -55,23 +56,52 @@ def _booked_intervals(car_park_id: int, start: datetime, end: datetime) -> list[
     return list(rows)
 
 
-def _gate_intervals(car_park_id: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Presence from entries to the matching exit of the same plate (or now, if still inside)."""
+@dataclass(frozen=True, slots=True)
+class GateStay:
+    """One vehicle's stay as the gate saw it: an entry and the next exit of the same plate."""
+
+    plate: str
+    entered_at: datetime
+    left_at: datetime | None  # None: no exit yet (still inside)
+    booking_id: int | None
+    is_drive_up: bool
+
+
+def gate_stays(car_park_id: int, start: datetime, end: datetime) -> list[GateStay]:
+    """Stays that reach into ``[start, end)``: entries before ``end`` (at most ``LONGEST_GATE_STAY``
+    before ``start``), each paired with the next exit of its plate before ``end``; first in, first out."""
     events = GateEvent.objects.filter(
         car_park_id=car_park_id, occurred_at__lt=end, occurred_at__gte=start - LONGEST_GATE_STAY
-    ).order_by("occurred_at")
-    inside: dict[str, list[datetime]] = {}
-    intervals: list[tuple[datetime, datetime]] = []
-    for kind, plate, occurred_at in events.values_list("kind", "plate", "occurred_at"):
+    ).order_by("occurred_at", "pk")
+    inside: dict[str, list[tuple[datetime, int | None, bool]]] = {}
+    stays: list[GateStay] = []
+    rows = events.values_list("kind", "plate", "occurred_at", "booking_id", "is_drive_up")
+    for kind, plate, occurred_at, booking_id, is_drive_up in rows:
         if kind == GateEventKind.ENTRY:
-            inside.setdefault(plate, []).append(occurred_at)
+            inside.setdefault(plate, []).append((occurred_at, booking_id, is_drive_up))
         elif inside.get(plate):
-            entered = inside[plate].pop(0)
+            entered_at, entry_booking, entry_drive_up = inside[plate].pop(0)
             if occurred_at > start:
-                intervals.append((entered, occurred_at))
+                stays.append(GateStay(plate, entered_at, occurred_at, entry_booking, entry_drive_up))
+    stays.extend(
+        GateStay(plate, entered_at, None, booking_id, is_drive_up)
+        for plate, entries in inside.items()
+        for entered_at, booking_id, is_drive_up in entries
+    )
+    return stays
+
+
+def _gate_intervals(car_park_id: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Presence from entries to the matching exit of the same plate (or now, if still inside)."""
     now = clock.now()
-    intervals.extend((entered, max(now, entered)) for entries in inside.values() for entered in entries)
-    return intervals
+    return [
+        (stay.entered_at, stay.left_at or max(now, stay.entered_at)) for stay in gate_stays(car_park_id, start, end)
+    ]
+
+
+def vehicles_inside(car_park_id: int, at: datetime) -> list[GateStay]:
+    """The vehicles inside at ``at`` by the gate's count (inferred exits count as exits)."""
+    return [stay for stay in gate_stays(car_park_id, at, at + timedelta(microseconds=1)) if stay.left_at is None]
 
 
 def _record(car_park: CarPark, source: str, hours: dict[datetime, Decimal]) -> int:

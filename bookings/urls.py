@@ -19,6 +19,8 @@ urlpatterns = [
     path("carparks/<int:car_park_id>/quote", views.CarParkQuoteView.as_view(), name="carpark-quote"),
     path("carparks/<int:car_park_id>/entries", gate.EntryView.as_view(), name="gate-entry"),
     path("carparks/<int:car_park_id>/exits", gate.ExitView.as_view(), name="gate-exit"),
+    path("carparks/<int:car_park_id>/gate-events", gate.GateEventListView.as_view(), name="gate-events"),
+    path("carparks/<int:car_park_id>/occupancy", gate.OccupancyView.as_view(), name="carpark-occupancy"),
     path(
         "payments/offline/<uuid:payment_id>/confirm",
         views.OfflinePaymentConfirmView.as_view(),

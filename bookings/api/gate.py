@@ -3,7 +3,9 @@
 ``POST /carparks/{id}/entries`` and ``/exits`` take ``{"code"}`` or ``{"plate"}``; drivers and
 marketing get 403, another company's car park is 404, a device of another car park is 403.
 ``/carparks/{id}/gate-devices`` lets the car park's operator staff create (token shown once),
-list and revoke devices.
+list and revoke devices. ``/carparks/{id}/gate-events`` lists what the gate saw (and the exits
+the platform inferred), ``/carparks/{id}/occupancy`` counts who is inside now; both for the car
+park's operator staff.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,12 +37,13 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from backend.accounts.models import User, normalise_plate
 from backend.accounts.permissions import IsOperator, acting_user
 from backend.api.fields import AwareDateTimeField
+from backend.api.filters import AwareIsoDateTimeFilter, StrictBooleanFilter
 from backend.carparks.api.views import operator_car_park
 from backend.carparks.models import CarPark
 from backend.core import clock
-from bookings import gate
+from bookings import gate, occupancy
 from bookings.api.authentication import DeviceTokenAuthentication, gate_device_of
-from bookings.models import Booking, BookingStatus, GateDevice, GateEventKind, PaymentStatus
+from bookings.models import Booking, BookingStatus, GateDevice, GateEvent, GateEventKind, PaymentStatus
 
 CLOCK_SKEW = timedelta(minutes=1)
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{4,12}$")
@@ -130,6 +140,82 @@ class GateDeviceCreatedSerializer(GateDeviceSerializer):
         fields = [*GateDeviceSerializer.Meta.fields, "token"]
 
 
+class GateEventSerializer(serializers.ModelSerializer):
+    drive_up = serializers.BooleanField(source="is_drive_up", help_text="No booking matched this vehicle.")
+    inferred = serializers.BooleanField(
+        source="is_inferred",
+        help_text="An exit the gate never reported: the platform closed the stay at the booking's end "
+        "(replaced by the real exit if one comes).",
+    )
+    recorded_by = serializers.SerializerMethodField()
+    currency = serializers.CharField(source="car_park.currency", help_text="Of overstay_minor.")
+
+    class Meta:
+        model = GateEvent
+        fields = [
+            "id",
+            "kind",
+            "occurred_at",
+            "plate",
+            "booking",
+            "drive_up",
+            "inferred",
+            "overstay_minor",
+            "currency",
+            "recorded_by",
+        ]
+
+    @extend_schema_field(
+        inline_serializer(
+            "GateEventRecorder",
+            {
+                "type": serializers.ChoiceField(choices=["device", "staff", "platform"]),
+                "name": serializers.CharField(allow_null=True),
+            },
+        )
+    )
+    def get_recorded_by(self, event: GateEvent) -> dict[str, Any]:
+        if event.device_id is not None:
+            return {"type": "device", "name": event.device.name if event.device else None}
+        if event.staff_id is not None:
+            return {"type": "staff", "name": event.staff.email if event.staff else None}
+        return {"type": "platform", "name": None}
+
+
+class GateEventFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=GateEventKind.choices)
+    plate = django_filters.CharFilter(method="filter_plate", help_text="Any way it is written, e.g. 'ab12 cde'.")
+    drive_up = StrictBooleanFilter(field_name="is_drive_up")
+    inferred = StrictBooleanFilter(field_name="is_inferred")
+    since = AwareIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = AwareIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = GateEvent
+        fields: list[str] = []
+
+    def filter_plate(self, queryset: QuerySet[GateEvent], name: str, value: str) -> QuerySet[GateEvent]:
+        try:
+            return queryset.filter(plate=normalise_plate(value))
+        except ValueError as exc:
+            raise ValidationError({"plate": [str(exc)]}, code="invalid_plate") from None
+
+
+class OccupancyInsideSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    booked = serializers.IntegerField(help_text="Entered with a booking.")
+    drive_up = serializers.IntegerField()
+
+
+class OccupancySerializer(serializers.Serializer):
+    car_park = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    capacity = serializers.IntegerField(help_text="All bays.")
+    inside = OccupancyInsideSerializer(help_text="Vehicles inside now, by the gate's entries and exits.")
+    booked_not_arrived = serializers.IntegerField(help_text="Confirmed bookings under way whose car has not entered.")
+    free_for_drive_up = serializers.IntegerField(help_text="capacity - inside - booked_not_arrived, at least 0.")
+
+
 def _passage_data(passage: gate.GatePassage) -> dict[str, Any]:
     overstay = passage.overstay
     return {
@@ -219,6 +305,59 @@ class ExitView(_GateView):
     )
     def post(self, request: Request, car_park_id: int) -> Response:
         return self._pass(request, car_park_id, gate.gate_exit_record)
+
+
+# --- what the gate saw --------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Entries and exits at the car park, newest first (its operator staff)",
+        parameters=[CAR_PARK_PARAMETER],
+    )
+)
+class GateEventListView(generics.ListAPIView):
+    permission_classes = [IsAuthenticated, IsOperator]
+    serializer_class = GateEventSerializer
+    filterset_class = GateEventFilter
+    queryset = GateEvent.objects.none()  # for the schema; get_queryset scopes to the car park
+
+    def get_queryset(self) -> QuerySet[GateEvent]:
+        if getattr(self, "swagger_fake_view", False):
+            return GateEvent.objects.none()
+        car_park = operator_car_park(self.request, self.kwargs["car_park_id"])
+        return (
+            GateEvent.objects.filter(car_park=car_park)
+            .select_related("car_park", "device", "staff")
+            .order_by("-occurred_at", "-pk")
+        )
+
+
+class OccupancyView(APIView):
+    permission_classes = [IsAuthenticated, IsOperator]
+
+    @extend_schema(
+        summary="Who is inside now: vehicles by the gate's count, and bookings still to arrive",
+        parameters=[CAR_PARK_PARAMETER],
+        responses=OccupancySerializer,
+    )
+    def get(self, request: Request, car_park_id: int) -> Response:
+        car_park = operator_car_park(request, car_park_id)
+        now = clock.now()
+        inside = occupancy.vehicles_inside(car_park.pk, now)
+        booked = sum(1 for stay in inside if not stay.is_drive_up)
+        not_arrived = Booking.objects.filter(
+            car_park=car_park, status=BookingStatus.CONFIRMED, start__lte=now, end__gt=now
+        ).count()
+        body = {
+            "car_park": car_park.pk,
+            "at": now,
+            "capacity": car_park.total_capacity,
+            "inside": {"total": len(inside), "booked": booked, "drive_up": len(inside) - booked},
+            "booked_not_arrived": not_arrived,
+            "free_for_drive_up": max(car_park.total_capacity - len(inside) - not_arrived, 0),
+        }
+        return Response(OccupancySerializer(body).data)
 
 
 # --- devices -----------------------------------------------------------------------------------

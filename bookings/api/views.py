@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.permissions import IsDriver, acting_user
 from backend.api.errors import DomainError, problem_response
+from backend.api.filters import AwareIsoDateTimeFilter
 from backend.carparks.models import CarPark
 from backend.core import clock
 from bookings import ledger, services, webhooks
@@ -135,8 +136,8 @@ def _add_availability_and_price(rows: list[dict[str, Any]], car_parks: list[CarP
 class BookingFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
     car_park = django_filters.NumberFilter(field_name="car_park_id")
-    starts_after = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+    starts_after = AwareIsoDateTimeFilter(field_name="start", lookup_expr="gte")
+    starts_before = AwareIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 
     class Meta:
         model = Booking

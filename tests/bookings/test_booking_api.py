@@ -204,6 +204,19 @@ def test_drivers_see_only_their_own_bookings(api, driver, other_driver, car_park
     assert Booking.objects.get(pk=theirs.pk).status == BookingStatus.HELD
 
 
+def test_bookings_filter_by_start_with_an_offset_and_refuse_a_naive_one(api, driver, car_park):
+    start, end = future_window(days=2)
+    early = hold(driver, car_park, start, end)
+    later = hold(driver, car_park, start + timedelta(days=1), end + timedelta(days=1))
+    client = api(driver)
+    cut = (start + timedelta(hours=12)).isoformat()
+    assert [row["id"] for row in client.get("/api/v1/bookings", {"starts_after": cut}).json()["results"]] == [later.pk]
+    assert [row["id"] for row in client.get("/api/v1/bookings", {"starts_before": cut}).json()["results"]] == [early.pk]
+    naive = client.get("/api/v1/bookings", {"starts_after": "2026-12-01T08:00:00"})
+    assert naive.status_code == 400
+    assert "starts_after" in str(naive.json())
+
+
 def test_operators_see_only_bookings_at_their_car_parks(
     api, driver, operator, other_operator, car_park, other_car_park
 ):

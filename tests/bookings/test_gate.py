@@ -894,3 +894,115 @@ def test_racing_reads_of_one_booking_enter_once_and_leave_once(api, at, operator
     assert Payment.objects.filter(kind=PaymentKind.OVERSTAY).count() == 1
     assert GateEvent.objects.filter(booking=booking).count() == 2
     assert reserved_over(booking) == [0] * 8
+
+
+# --- what the gate saw, who is inside (operator staff) ---------------------------------------------
+
+
+def gate_events(car_park) -> str:
+    return f"/api/v1/carparks/{car_park.pk}/gate-events"
+
+
+def occupancy_of(car_park) -> str:
+    return f"/api/v1/carparks/{car_park.pk}/occupancy"
+
+
+@pytest.fixture
+def busy_gate(api, at, operator, car_park, booking):
+    """At the booking's start + 1 h: its car inside, drive-up XY99 ZZZ inside, drive-up CD34 EFG gone."""
+    check_in(api, at, operator, booking)
+    assert api(operator).post(entries(car_park), {"plate": "xy99 zzz"}, format="json").status_code == 201
+    at(booking.start + timedelta(minutes=10))
+    assert api(operator).post(entries(car_park), {"plate": "CD34EFG"}, format="json").status_code == 201
+    at(booking.start + timedelta(minutes=40))
+    assert api(operator).post(exits(car_park), {"plate": "CD34 EFG"}, format="json").status_code == 201
+    at(booking.start + timedelta(hours=1))
+    return booking
+
+
+def test_operator_lists_what_the_gate_saw_newest_first(api, operator, car_park, busy_gate):
+    body = api(operator).get(gate_events(car_park)).json()
+    assert body["count"] == 4
+    rows = body["results"]
+    assert [(row["kind"], row["plate"], row["drive_up"]) for row in rows] == [
+        ("exit", "CD34EFG", True),
+        ("entry", "CD34EFG", True),
+        ("entry", "XY99ZZZ", True),
+        ("entry", PLATE, False),
+    ]
+    checked_in = rows[-1]
+    assert checked_in["booking"] == busy_gate.pk
+    assert checked_in["occurred_at"] == busy_gate.start.isoformat().replace("+00:00", "Z")
+    assert (checked_in["inferred"], checked_in["overstay_minor"], checked_in["currency"]) == (False, 0, "GBP")
+    assert checked_in["recorded_by"] == {"type": "staff", "name": operator.email}
+
+
+def test_gate_events_filter_by_kind_plate_and_time(api, operator, car_park, busy_gate):
+    staff = api(operator)
+
+    def plates(**params):
+        response = staff.get(gate_events(car_park), params)
+        assert response.status_code == 200, response.content
+        return [(row["kind"], row["plate"]) for row in response.json()["results"]]
+
+    assert plates(kind="exit") == [("exit", "CD34EFG")]
+    assert plates(plate="cd34-efg") == [("exit", "CD34EFG"), ("entry", "CD34EFG")]
+    assert plates(drive_up="false") == [("entry", PLATE)]
+    since = (busy_gate.start + timedelta(minutes=5)).isoformat()
+    until = (busy_gate.start + timedelta(minutes=30)).isoformat()
+    assert plates(since=since, until=until) == [("entry", "CD34EFG")]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "2026-12-01T08:00:00"}, "since"),  # naive: no offset
+        ({"until": "yesterday"}, "until"),
+        ({"kind": "reverse"}, "kind"),
+        ({"inferred": "maybe"}, "inferred"),
+        ({"plate": "AB12!"}, "plate"),
+    ],
+)
+def test_bad_gate_event_filters_are_400_with_the_field(api, operator, car_park, params, field):
+    response = api(operator).get(gate_events(car_park), params)
+    assert response.status_code == 400, response.content
+    assert field in str(response.json())
+
+
+def test_inferred_exits_are_listed_and_stop_counting_as_inside(api, operator, car_park, unreported):
+    staff = api(operator)
+    inferred = staff.get(gate_events(car_park), {"inferred": "true"}).json()["results"]
+    assert [(row["kind"], row["booking"], row["recorded_by"]["type"]) for row in inferred] == [
+        ("exit", unreported.pk, "platform")
+    ]
+    assert inferred[0]["occurred_at"] == unreported.end.isoformat().replace("+00:00", "Z")
+    assert staff.get(occupancy_of(car_park)).json()["inside"]["total"] == 0
+
+
+@pytest.fixture
+def late_arrival(other_driver, car_park, booking) -> Booking:
+    """Another paid booking for the same window, whose car never comes."""
+    VehicleFactory(owner=other_driver, plate="LATE123")
+    return confirmed(other_driver, car_park, booking.start, booking.end)
+
+
+def test_occupancy_counts_vehicles_inside_and_bookings_still_to_arrive(
+    api, operator, car_park, late_arrival, busy_gate
+):
+    body = api(operator).get(occupancy_of(car_park)).json()
+    assert body == {
+        "car_park": car_park.pk,
+        "at": (busy_gate.start + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+        "capacity": 100,
+        "inside": {"total": 2, "booked": 1, "drive_up": 1},
+        "booked_not_arrived": 1,
+        "free_for_drive_up": 97,
+    }
+    late_arrival.refresh_from_db()
+    assert late_arrival.status == BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize("path", [gate_events, occupancy_of])
+@pytest.mark.parametrize(("who", "status"), [("driver", 403), ("marketing", 403), ("other_operator", 404)])
+def test_only_the_car_parks_operator_staff_see_its_gate(request, api, car_park, path, who, status):
+    assert api(request.getfixturevalue(who)).get(path(car_park)).status_code == status

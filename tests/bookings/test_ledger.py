@@ -44,7 +44,8 @@ def test_each_bay_type_gets_its_own_rows_at_its_own_count(car_park) -> None:
     for bay_type in ("standard", "accessible", "ev_charging"):
         ledger.ensure_slots(car_park, bay_type, start, end)
     capacities = {
-        (slot.bay_type, slot.starts_at - start): slot.capacity for slot in CapacitySlot.objects.filter(car_park=car_park)
+        (slot.bay_type, slot.starts_at - start): slot.capacity
+        for slot in CapacitySlot.objects.filter(car_park=car_park)
     }
     assert capacities == {
         ("standard", timedelta(0)): 90,

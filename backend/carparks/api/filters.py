@@ -10,29 +10,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from backend.api.filters import StrictBooleanFilter
 from backend.carparks.models import CarPark
 from backend.carparks.selectors import carparks_near
 
 DEFAULT_RADIUS_KM = 5
 MAX_RADIUS_KM = 50
-
-
-class StrictBooleanField(forms.Field):
-    """``true``/``false`` (or 1/0); anything else is an error rather than "no filter"."""
-
-    _VALUES = {"true": True, "1": True, "false": False, "0": False}
-
-    def to_python(self, value: Any) -> bool | None:
-        if value in (None, ""):
-            return None
-        parsed = self._VALUES.get(str(value).strip().lower())
-        if parsed is None:
-            raise ValidationError("Use true or false.", code="invalid")
-        return parsed
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
 
 
 def _positive(value: Decimal) -> None:
