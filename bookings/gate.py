@@ -314,11 +314,10 @@ def gate_exit_record(
                     kind=PaymentKind.OVERSTAY,
                     amount_minor=amount_minor,
                     retry_open_at=clock.now() + OVERSTAY_LEASE,  # this exit charges it; the sweep waits
-                )
-                if not was_taken_as_gone:
                     # A car taken as gone may have left and come back unseen: the driver is asked
                     # to pay in the app rather than charged days of overstay without a word.
-                    _fix_saved_card_on(payment)
+                    off_session_card=None if was_taken_as_gone else _saved_card_of(booking),
+                )
             services._after_commit_occupancy(booking.pk)
         _after_commit_publish_gate_hour(car_park.pk, occurred_at)
 
@@ -362,14 +361,10 @@ def overstay_charge(*, payment: Payment) -> Payment:
         return _after_failed_attempt(payment, exc)
 
 
-def _fix_saved_card_on(payment: Payment) -> None:
-    """Copy the driver's saved card (if any) onto the payment: every attempt charges that card."""
-    card = SavedCard.objects.filter(driver_id=payment.booking.driver_id, provider=payment.provider).first()
-    if card is None:
-        return
-    payment.off_session_customer_ref = card.customer_ref
-    payment.off_session_method_ref = card.payment_method_ref
-    payment.save(update_fields=["off_session_customer_ref", "off_session_method_ref"])
+def _saved_card_of(booking: Booking) -> SavedCard | None:
+    """The driver's card saved with the active provider: fixed on an overstay payment when it is
+    written, so every attempt at it charges that very card."""
+    return SavedCard.objects.filter(driver_id=booking.driver_id, provider=get_provider().name).first()
 
 
 def _charge_saved_card(payment: Payment) -> Payment | None:

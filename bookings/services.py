@@ -42,6 +42,7 @@ from bookings.models import (
     PaymentStatus,
     Refund,
     RefundStatus,
+    SavedCard,
 )
 from bookings.payments.gateway import get_provider
 from bookings.payments.providers import PaymentProviderError
@@ -225,9 +226,11 @@ def payment_create(
     amount_minor: int,
     extension: BookingExtension | None = None,
     retry_open_at: datetime | None = None,
+    off_session_card: SavedCard | None = None,
 ) -> Payment:
     """Record an amount owed. Its provider idempotency key comes from its UUID: unique forever,
-    so a retry reuses it and no other payment (even after a database reset) ever collides."""
+    so a retry reuses it and no other payment (even after a database reset) ever collides.
+    ``off_session_card`` fixes the saved card every off-session attempt at it charges."""
     payment_id = uuid.uuid4()
     return Payment.objects.create(
         id=payment_id,
@@ -239,6 +242,8 @@ def payment_create(
         currency=booking.currency,
         idempotency_key=f"payment-{payment_id}",
         retry_open_at=retry_open_at,
+        off_session_customer_ref=off_session_card.customer_ref if off_session_card else "",
+        off_session_method_ref=off_session_card.payment_method_ref if off_session_card else "",
     )
 
 
