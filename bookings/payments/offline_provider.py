@@ -16,7 +16,9 @@ The provider keeps no module-level state. Each *instance* remembers the payments
 ``retrieve_payment`` and idempotent replays work inside one process, like Stripe would); an
 instance that did not create a payment answers ``retrieve_payment`` with
 :class:`PaymentConfigurationError` (code ``resource_missing``, the same as Stripe's 404), while
-``confirm``/``refund``/``cancel_payment`` still work from their arguments alone.
+``confirm``/``refund``/``cancel_payment`` still work from their arguments alone. It remembers the
+last ``remember`` payments and idempotency keys only (oldest forgotten first, as Stripe forgets a
+key after 24 hours), so a long-running demo does not grow without bound.
 """
 
 from __future__ import annotations
@@ -77,10 +79,13 @@ def _token() -> str:
 class OfflineProvider:
     name = "offline"
 
-    def __init__(self, *, default_currency: str = "eur") -> None:
+    def __init__(self, *, default_currency: str = "eur", remember: int = 50_000) -> None:
         """``default_currency`` is reported for refunds of payments this instance did not create
-        (the offline provider cannot know their currency)."""
+        (the offline provider cannot know their currency); ``remember`` bounds what it keeps."""
+        if remember < 1:
+            raise ValueError("remember must be at least 1")
         self.default_currency = normalize_currency(default_currency)
+        self.remember = remember
         self._lock = threading.Lock()
         self._payments: dict[str, ProviderPayment] = {}
         self._by_key: dict[str, tuple[tuple[object, ...], object]] = {}
@@ -286,4 +291,7 @@ class OfflineProvider:
             self._by_key[key] = (fingerprint, result)
             if isinstance(result, ProviderPayment):
                 self._payments[result.id] = result
+            for remembered in (self._by_key, self._payments):
+                while len(remembered) > self.remember:  # dicts keep insertion order: oldest first
+                    del remembered[next(iter(remembered))]
             return result

@@ -785,6 +785,20 @@ def test_offline_outcomes_do_not_depend_on_shared_state() -> None:
     assert excinfo.value.code == "resource_missing"
 
 
+def test_offline_provider_forgets_its_oldest_payments_beyond_what_it_remembers() -> None:
+    provider = OfflineProvider(remember=2)
+    first, second, third = (_create(provider, idempotency_key=f"key-{n}") for n in range(3))
+    with pytest.raises(PaymentConfigurationError):
+        provider.retrieve_payment(first.id)
+    assert [provider.retrieve_payment(p.id).id for p in (second, third)] == [second.id, third.id]
+    assert _create(provider, idempotency_key="key-2") == third  # a remembered key still replays
+    assert _create(provider, idempotency_key="key-0").id != first.id  # a forgotten one is new, as at Stripe
+    # Outcomes never needed the memory.
+    assert provider.confirm(first.id, "pm_card_visa") == PAYMENT_SUCCEEDED
+    with pytest.raises(ValueError, match="remember"):
+        OfflineProvider(remember=0)
+
+
 def test_offline_refund() -> None:
     provider = OfflineProvider()
     payment = _create(provider)
