@@ -32,7 +32,12 @@ class WindowFull(Exception):
 
 
 def slot_floor(moment: datetime) -> datetime:
-    """The start of the 15-minute slot holding ``moment`` (UTC; offsets are multiples of 15 min)."""
+    """The start of the 15-minute slot holding ``moment``, in UTC (offsets are multiples of 15 min).
+
+    UTC, so that stepping by ``SLOT`` from it is real time: Python adds a timedelta to a datetime
+    in a named zone on the wall clock, which would disagree with the database across a DST change.
+    """
+    moment = moment.astimezone(UTC)
     return moment - (moment - _EPOCH) % SLOT
 
 

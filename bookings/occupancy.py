@@ -9,10 +9,13 @@ history and never imports this app).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from django.db.models import F, Window
+from django.db.models.functions import FirstValue, RowNumber
 
 from backend.carparks.models import CarPark
 from backend.core import clock
@@ -69,25 +72,30 @@ class GateStay:
 
 def gate_stays(car_park_id: int, start: datetime, end: datetime) -> list[GateStay]:
     """Stays that reach into ``[start, end)``: entries before ``end`` (at most ``LONGEST_GATE_STAY``
-    before ``start``), each paired with the next exit of its plate before ``end``; first in, first out."""
+    before ``start``), each ended by the next exit of its plate before ``end``.
+
+    A plate has one stay at a time: an entry of a plate already inside ends its earlier stay there
+    (a missed exit, a double read, or a car that came in before its booking's entry window and
+    was then checked in by code), so one car is never counted twice.
+    """
     events = GateEvent.objects.filter(
         car_park_id=car_park_id, occurred_at__lt=end, occurred_at__gte=start - LONGEST_GATE_STAY
     ).order_by("occurred_at", "pk")
-    inside: dict[str, list[tuple[datetime, int | None, bool]]] = {}
+    open_stays: dict[str, GateStay] = {}
     stays: list[GateStay] = []
+
+    def close(stay: GateStay, at: datetime) -> None:
+        if at > start:
+            stays.append(replace(stay, left_at=at))
+
     rows = events.values_list("kind", "plate", "occurred_at", "booking_id", "is_drive_up")
     for kind, plate, occurred_at, booking_id, is_drive_up in rows:
+        current = open_stays.pop(plate, None)
+        if current is not None:
+            close(current, occurred_at)
         if kind == GateEventKind.ENTRY:
-            inside.setdefault(plate, []).append((occurred_at, booking_id, is_drive_up))
-        elif inside.get(plate):
-            entered_at, entry_booking, entry_drive_up = inside[plate].pop(0)
-            if occurred_at > start:
-                stays.append(GateStay(plate, entered_at, occurred_at, entry_booking, entry_drive_up))
-    stays.extend(
-        GateStay(plate, entered_at, None, booking_id, is_drive_up)
-        for plate, entries in inside.items()
-        for entered_at, booking_id, is_drive_up in entries
-    )
+            open_stays[plate] = GateStay(plate, occurred_at, None, booking_id, is_drive_up)
+    stays.extend(open_stays.values())
     return stays
 
 
@@ -100,8 +108,28 @@ def _gate_intervals(car_park_id: int, start: datetime, end: datetime) -> list[tu
 
 
 def vehicles_inside(car_park_id: int, at: datetime) -> list[GateStay]:
-    """The vehicles inside at ``at`` by the gate's count (inferred exits count as exits)."""
-    return [stay for stay in gate_stays(car_park_id, at, at + timedelta(microseconds=1)) if stay.left_at is None]
+    """The vehicles inside at ``at`` by the gate's count (inferred exits count as exits): the
+    plates whose latest event is an entry, the same answer as ``gate_stays`` gives for ``at``.
+
+    Found by the database (latest event per plate), so a dashboard polling a busy car park does
+    not read a month of gate events into Python each time.
+    """
+    latest_first = [F("occurred_at").desc(), F("pk").desc()]
+    rows = (
+        GateEvent.objects.filter(car_park_id=car_park_id, occurred_at__lte=at, occurred_at__gte=at - LONGEST_GATE_STAY)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("plate")], order_by=latest_first),
+            # A window value too: a plain ``kind=`` filter would apply before the ranking.
+            last_kind=Window(FirstValue("kind"), partition_by=[F("plate")], order_by=latest_first),
+        )
+        .filter(rank=1, last_kind=GateEventKind.ENTRY)
+        .order_by("occurred_at", "pk")
+        .values_list("plate", "occurred_at", "booking_id", "is_drive_up")
+    )
+    return [
+        GateStay(plate, entered_at, None, booking_id, is_drive_up)
+        for plate, entered_at, booking_id, is_drive_up in rows
+    ]
 
 
 def _record(car_park: CarPark, source: str, hours: dict[datetime, Decimal]) -> int:

@@ -8,7 +8,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -322,7 +322,9 @@ def _overdue_holds(now: datetime, car_park_ids: Sequence[int] | None, limit: int
         WHERE e.status = %s AND e.hold_expires_at <= %s {of_car_parks}
         ORDER BY 3 LIMIT %s
     """  # noqa: S608
-    params: list[Any] = [BookingStatus.HELD.value, now, *ids, ExtensionStatus.HELD.value, now, *ids, limit]
+    # UTC: SQLite compares the stored text, which is written in UTC.
+    utc_now = now.astimezone(UTC)
+    params: list[Any] = [BookingStatus.HELD.value, utc_now, *ids, ExtensionStatus.HELD.value, utc_now, *ids, limit]
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return [(bool(is_extension), pk) for is_extension, pk, _ in cursor.fetchall()]

@@ -16,7 +16,10 @@ class AwareIsoDateTimeField(forms.DateTimeField):
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and value.strip():
-            parsed = parse_datetime(value.strip())
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:  # well formed but impossible, e.g. 30 February or 25:00
+                parsed = None
             if parsed is None:
                 raise ValidationError("Use ISO 8601, e.g. 2026-12-01T08:00:00Z.", code="invalid")
             if timezone.is_naive(parsed):

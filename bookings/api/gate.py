@@ -346,9 +346,12 @@ class OccupancyView(APIView):
         now = clock.now()
         inside = occupancy.vehicles_inside(car_park.pk, now)
         booked = sum(1 for stay in inside if not stay.is_drive_up)
-        not_arrived = Booking.objects.filter(
-            car_park=car_park, status=BookingStatus.CONFIRMED, start__lte=now, end__gt=now
-        ).count()
+        # A car that came in before its booking's entry window counts once, as inside.
+        not_arrived = (
+            Booking.objects.filter(car_park=car_park, status=BookingStatus.CONFIRMED, start__lte=now, end__gt=now)
+            .exclude(plate__in=[stay.plate for stay in inside])
+            .count()
+        )
         body = {
             "car_park": car_park.pk,
             "at": now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -957,6 +958,8 @@ def test_gate_events_filter_by_kind_plate_and_time(api, operator, car_park, busy
     ("params", "field"),
     [
         ({"since": "2026-12-01T08:00:00"}, "since"),  # naive: no offset
+        ({"since": "2026-02-30T08:00:00Z"}, "since"),  # well formed, no such day
+        ({"until": "2026-12-01T25:00:00Z"}, "until"),
         ({"until": "yesterday"}, "until"),
         ({"kind": "reverse"}, "kind"),
         ({"inferred": "maybe"}, "inferred"),
@@ -1006,3 +1009,52 @@ def test_occupancy_counts_vehicles_inside_and_bookings_still_to_arrive(
 @pytest.mark.parametrize(("who", "status"), [("driver", 403), ("marketing", 403), ("other_operator", 404)])
 def test_only_the_car_parks_operator_staff_see_its_gate(request, api, car_park, path, who, status):
     assert api(request.getfixturevalue(who)).get(path(car_park)).status_code == status
+
+
+def test_a_plate_read_twice_on_the_way_in_is_one_car_inside(api, at, operator, car_park, booking):
+    at(booking.start)
+    for _ in range(2):  # a double read at the barrier
+        assert api(operator).post(entries(car_park), {"plate": "ZZ11ZZZ"}, format="json").status_code == 201
+    assert api(operator).get(occupancy_of(car_park)).json()["inside"] == {"total": 1, "booked": 0, "drive_up": 1}
+    assert api(operator).post(exits(car_park), {"plate": "ZZ11ZZZ"}, format="json").status_code == 201
+    assert api(operator).get(occupancy_of(car_park)).json()["inside"]["total"] == 0
+
+
+def test_a_car_in_before_its_entry_window_counts_once_then_leaves_for_good(api, at, operator, car_park, booking):
+    at(booking.start - timedelta(minutes=30))  # before the 15-minute grace: counted as a drive-up
+    early = api(operator).post(entries(car_park), {"plate": PLATE}, format="json").json()
+    assert (early["drive_up"], early["booking"]) == (True, None)
+    at(booking.start + timedelta(minutes=10))  # under way, the car is inside: not still to arrive
+    body = api(operator).get(occupancy_of(car_park)).json()
+    assert (body["inside"], body["booked_not_arrived"], body["free_for_drive_up"]) == (
+        {"total": 1, "booked": 0, "drive_up": 1},
+        0,
+        99,
+    )
+    checked_in = api(operator).post(entries(car_park), {"code": booking.code}, format="json")  # staff at the desk
+    assert checked_in.status_code == 201
+    assert api(operator).get(occupancy_of(car_park)).json()["inside"] == {"total": 1, "booked": 1, "drive_up": 0}
+    at(booking.end - timedelta(minutes=5))
+    assert api(operator).post(exits(car_park), {"plate": PLATE}, format="json").json()["booking"]["status"] == (
+        "completed"
+    )
+    assert api(operator).get(occupancy_of(car_park)).json()["inside"]["total"] == 0
+
+
+def test_who_is_inside_agrees_with_the_stays_that_feed_pricing(car_park):
+    """The database's answer (latest event per plate) and the Python pairing never disagree."""
+    rng = random.Random(7)
+    start = clock.now() - timedelta(days=2)
+    moments = sorted(start + timedelta(minutes=rng.randint(0, 2 * 24 * 60)) for _ in range(120))
+    for moment in moments:
+        GateEvent.objects.create(
+            car_park=car_park,
+            kind=rng.choice(["entry", "entry", "exit"]),
+            occurred_at=moment,
+            plate=rng.choice(["AA11AAA", "BB22BBB", "CC33CCC", "DD44DDD"]),
+            is_drive_up=True,
+        )
+    for at in [*moments[::7], clock.now()]:
+        stays = occupancy.gate_stays(car_park.pk, at, at + timedelta(microseconds=1))
+        expected = sorted((stay.plate, stay.entered_at) for stay in stays if stay.left_at is None)
+        assert sorted((stay.plate, stay.entered_at) for stay in occupancy.vehicles_inside(car_park.pk, at)) == expected

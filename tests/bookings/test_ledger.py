@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from backend.carparks.models import Closure
-from bookings import ledger
+from bookings import ledger, services
 from bookings.models import CapacitySlot
-from tests.bookings.helpers import future_window
+from tests.bookings.helpers import future_window, hold
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +56,23 @@ def test_each_bay_type_gets_its_own_rows_at_its_own_count(car_park) -> None:
         ("ev_charging", timedelta(0)): 5,
         ("ev_charging", timedelta(minutes=15)): 5,
     }
+
+
+def test_slots_step_in_real_time_across_a_dst_change() -> None:
+    london = ZoneInfo("Europe/London")
+    # 00:30 to 02:30 local on the night the clocks go forward is one real hour.
+    start, end = datetime(2027, 3, 28, 0, 30, tzinfo=london), datetime(2027, 3, 28, 2, 30, tzinfo=london)
+    ledger_start, ledger_end = ledger.ledger_range(start, end)
+    assert ledger_start.utcoffset() == timedelta(0)
+    assert ledger.slot_starts(ledger_start, ledger_end) == [
+        datetime(2027, 3, 28, 0, 30, tzinfo=UTC) + timedelta(minutes=15 * n) for n in range(4)
+    ]
+
+
+def test_overdue_holds_are_found_whatever_the_offset_of_now(driver, car_park) -> None:
+    booking = hold(driver, car_park, *future_window(days=3))
+    expires = booking.hold_expires_at
+    just_before = (expires - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Tokyo"))
+    just_after = (expires + timedelta(minutes=1)).astimezone(ZoneInfo("America/New_York"))
+    assert services.holds_expire(now=just_before, car_park_id=car_park.pk) == 0
+    assert services.holds_expire(now=just_after, car_park_id=car_park.pk) == 1
