@@ -16,4 +16,5 @@ urlpatterns = [
     path("carparks/<int:car_park_id>/rates/explain", views.RateExplainView.as_view(), name="rates-explain"),
     path("carparks/<int:car_park_id>/rate-history", views.RateHistoryView.as_view(), name="rate-history"),
     path("carparks/<int:car_park_id>/forecast", views.ForecastView.as_view(), name="rate-forecast"),
+    path("carparks/<int:car_park_id>/forecast.png", views.ForecastChartView.as_view(), name="rate-forecast-chart"),
 ]

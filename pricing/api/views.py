@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
@@ -23,7 +25,7 @@ from backend.accounts.permissions import IsCompanyMember, IsOperator, acting_use
 from backend.audit.models import AuditEntry
 from backend.carparks.models import CarPark
 from backend.core import clock
-from pricing import policy, rates
+from pricing import charts, policy, rates
 from pricing.api.serializers import (
     ExplainQuerySerializer,
     RateOverrideInputSerializer,
@@ -365,36 +367,48 @@ def _changes(car_park: CarPark, start: datetime, end: datetime) -> list[dict[str
     ]
 
 
-@extend_schema(
-    parameters=[
-        CAR_PARK_PARAMETER,
-        OpenApiParameter("start", str, description="ISO 8601 with an offset; default 7 days ago"),
-        OpenApiParameter("end", str, description="ISO 8601 with an offset; default start + 14 days (at most 31)"),
-    ]
-)
+FORECAST_PARAMETERS = [
+    CAR_PARK_PARAMETER,
+    OpenApiParameter("start", str, description="ISO 8601 with an offset; default 7 days ago"),
+    OpenApiParameter("end", str, description="ISO 8601 with an offset; default start + 14 days (at most 31)"),
+]
+
+
+@extend_schema(parameters=FORECAST_PARAMETERS)
 class ForecastView(CarParkRatesView):
     @extend_schema(summary="Forecast against actual occupancy, per hour", responses=None)
     def get(self, request: Request, car_park_id: int) -> Response:
         car_park = self.car_park()
         start, end = _window(request, back=timedelta(days=7), ahead=timedelta(days=7))
-        published = {
-            row.hour_start.astimezone(UTC): row
-            for row in PublishedRate.objects.filter(car_park=car_park, hour_start__gte=start, hour_start__lt=end)
-        }
-        actual = {
-            moment.astimezone(UTC): value for moment, value in rates.actual_occupancy(car_park, start, end).items()
-        }
-        hours = sorted(set(published) | set(actual))
         return Response(
-            {
-                "car_park_id": car_park.pk,
-                "start": start,
-                "end": end,
-                "hours": [
-                    _forecast_row(moment, published.get(moment), actual.get(moment), car_park) for moment in hours
-                ],
-            }
+            {"car_park_id": car_park.pk, "start": start, "end": end, "hours": forecast_rows(car_park, start, end)}
         )
+
+
+@extend_schema(parameters=FORECAST_PARAMETERS)
+class ForecastChartView(CarParkRatesView):
+    @extend_schema(
+        summary="The forecast as a chart (PNG): forecast and actual occupancy above the hourly rate",
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, car_park_id: int) -> HttpResponse:
+        car_park = self.car_park()
+        start, end = _window(request, back=timedelta(days=7), ahead=timedelta(days=7))
+        rule = _rule_or_default(car_park)
+        rows = forecast_rows(car_park, start, end)
+        png = charts.forecast_png(car_park, rows, start, end, band=(rule.band_low, rule.band_high))
+        return HttpResponse(png, content_type="image/png")
+
+
+def forecast_rows(car_park: CarPark, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Each hour of ``[start, end)`` with a published rate or an observed occupancy, in order."""
+    published = {
+        row.hour_start.astimezone(UTC): row
+        for row in PublishedRate.objects.filter(car_park=car_park, hour_start__gte=start, hour_start__lt=end)
+    }
+    actual = {moment.astimezone(UTC): value for moment, value in rates.actual_occupancy(car_park, start, end).items()}
+    hours = sorted(set(published) | set(actual))
+    return [_forecast_row(moment, published.get(moment), actual.get(moment), car_park) for moment in hours]
 
 
 def _forecast_row(

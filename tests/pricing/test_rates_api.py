@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -162,7 +163,7 @@ def test_another_companys_car_park_is_404_for_every_route(
     body = {"starts_at": "2026-06-05T18:00:00Z", "ends_at": "2026-06-05T20:00:00Z", "rate": "3.00"}
     assert op.post(url(other_car_park, "rate-overrides"), body, format="json").status_code == 404
     assert op.delete(url(other_car_park, f"rate-overrides/{override.pk}")).status_code == 404
-    for tail in ("rate-rule", "rate-overrides", "rates", "rates/explain", "rate-history", "forecast"):
+    for tail in ("rate-rule", "rate-overrides", "rates", "rates/explain", "rate-history", "forecast", "forecast.png"):
         assert op.get(url(other_car_park, tail)).status_code == 404, tail
         assert api(marketing).get(url(other_car_park, tail)).status_code == 404, tail
     assert RateOverride.objects.filter(pk=override.pk).exists()
@@ -255,3 +256,43 @@ def test_history_and_forecast_against_actual(
     body = history.json()
     assert [item["hour_start"] for item in body["rates"]][:2] == ["2026-06-01T10:00:00Z", "2026-06-01T11:00:00Z"]
     assert len(body["rates"]) == 6  # 10:00 .. 15:00 have started by 15:30
+
+
+def _png_size(content: bytes) -> tuple[int, int]:
+    assert content[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", content[16:24])  # IHDR width, height
+
+
+def test_forecast_chart_is_a_png_operators_and_marketing_can_look_at(
+    api: Callable[[User | None], APIClient],
+    operator: User,
+    marketing: User,
+    driver: User,
+    car_park: CarPark,
+    monkeypatch: pytest.MonkeyPatch,
+    time_machine: Any,
+) -> None:
+    publish(car_park, monkeypatch, occupancy=0.8)
+    for hour in range(8, 14):
+        OccupancyHour.objects.create(
+            car_park=car_park,
+            hour_start=datetime(2026, 6, 1, hour, tzinfo=UTC),
+            source="gate",
+            occupied=Decimal(60 + hour),
+            capacity=100,
+        )
+    time_machine.move_to(NOW + timedelta(hours=6), tick=False)
+    window = {"start": "2026-06-01T06:00:00Z", "end": "2026-06-03T06:00:00Z"}
+    chart = api(operator).get(url(car_park, "forecast.png"), window)
+    assert chart.status_code == 200
+    assert chart["Content-Type"] == "image/png"
+    assert _png_size(chart.content) == (1100, 550)
+    assert api(marketing).get(url(car_park, "forecast.png"), window).status_code == 200
+    empty = api(operator).get(url(car_park, "forecast.png"), {"start": "2026-05-01T00:00:00Z"})
+    assert empty.status_code == 200
+    assert empty.content != chart.content
+
+    assert api(driver).get(url(car_park, "forecast.png")).status_code == 403
+    refused = api(operator).get(url(car_park, "forecast.png"), {"start": "2026-06-01T06:00:00"})
+    assert refused.status_code == 400
+    assert refused["Content-Type"] == "application/problem+json"
