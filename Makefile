@@ -33,6 +33,7 @@ migrate: install
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_pricing_demo
 
 run: seed
 	VENV=$(VENV) bash deploy/run-local.sh

@@ -5,38 +5,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-import time_machine
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
-from threadpoolctl import threadpool_limits
 
 from backend.carparks.models import CarPark
 from pricing import tasks, training
-from pricing.forecast_service import active_model, clear_model_cache
+from pricing.forecast_service import active_model
 from pricing.models import DemandModelStatus, DemandModelVersion
 from tests.factories import CarParkFactory
 from tests.pricing.occupancy_data import write_history
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)  # after 7 weeks of synthetic history from 5 January
 
-
-@pytest.fixture(autouse=True)
-def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
-    settings.VAR_DIR = tmp_path
-    clear_model_cache()
-    # scikit-learn's OpenMP threads fight over the cores when test workers run in parallel.
-    with threadpool_limits(limits=1), time_machine.travel(NOW, tick=False):
-        yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("model_sandbox")
 
 
 @pytest.fixture

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import pytest
-import time_machine
-from threadpoolctl import threadpool_limits
 
 from backend.carparks.models import CarPark
 from pricing import training
-from pricing.forecast_service import active_model, clear_model_cache
+from pricing.forecast_service import active_model
 from pricing.forecasting import CarParkSeries, ForecastRequest, NotEnoughHistory, OccupancyForecaster, evaluate_forecast
 from pricing.models import DemandModelStatus, DemandModelVersion
 from tests.factories import CarParkFactory
@@ -23,15 +19,7 @@ from tests.pricing.occupancy_data import synthetic_rates, write_history
 START = date(2026, 2, 16)
 NOW = datetime(2026, 2, 26, 12, tzinfo=UTC)  # after 10 days of synthetic history from 16 February
 
-
-@pytest.fixture(autouse=True)
-def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
-    settings.VAR_DIR = tmp_path
-    clear_model_cache()
-    # scikit-learn's OpenMP threads fight over the cores when test workers run in parallel.
-    with threadpool_limits(limits=1), time_machine.travel(NOW, tick=False):
-        yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("model_sandbox")
 
 
 def synthetic_series(code: str, days: int, *, seed: int) -> CarParkSeries:
