@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from backend.carparks.models import CarPark
+
+# The forecast rows' occupancy columns, how each is drawn.
+OCCUPANCY_KEYS: dict[str, tuple[str, dict[str, Any]]] = {
+    "forecast_occupancy": ("forecast at the reference rate", {"color": "tab:blue", "lw": 1.2, "ls": "--"}),
+    "predicted_occupancy_at_rate": ("forecast at the published rate", {"color": "tab:blue", "lw": 1.6}),
+    "actual_occupancy": ("actual", {"color": "black", "lw": 1.6, "marker": ".", "ms": 3}),
+}
 
 
 def forecast_png(
@@ -36,28 +44,29 @@ def forecast_png(
     FigureCanvasAgg(fig)
     occupancy_ax, rate_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
 
-    def series(key: str, scale: float = 1.0) -> tuple[list[datetime], list[float]]:
-        points = [(row["hour_start"].astimezone(zone), row[key]) for row in rows if row[key] is not None]
-        return [moment for moment, _ in points], [float(value) * scale for _, value in points]
+    moments = [row["hour_start"].astimezone(zone) for row in rows]
 
-    for key, label, style in (
-        ("forecast_occupancy", "forecast at the reference rate", {"color": "tab:blue", "lw": 1.2, "ls": "--"}),
-        ("predicted_occupancy_at_rate", "forecast at the published rate", {"color": "tab:blue", "lw": 1.6}),
-        ("actual_occupancy", "actual", {"color": "black", "lw": 1.6, "marker": ".", "ms": 3}),
-    ):
-        moments, values = series(key, 100.0)
-        occupancy_ax.plot(moments, values, label=label, **style)
+    def series(key: str, scale: float = 1.0) -> list[float]:
+        # NaN, not a skipped point: a line breaks where an hour has no value instead of bridging it.
+        return [math.nan if row[key] is None else float(row[key]) * scale for row in rows]
+
+    for key, (label, style) in OCCUPANCY_KEYS.items():
+        occupancy_ax.plot(moments, series(key, 100.0), label=label, **style)
     if band is not None:
         occupancy_ax.axhspan(
             float(band[0]) * 100, float(band[1]) * 100, color="tab:green", alpha=0.1, label="target band"
         )
-    occupancy_ax.set_ylim(0, 105)
+    shown = [value for key in OCCUPANCY_KEYS for value in series(key, 100.0) if not math.isnan(value)]
+    occupancy_ax.set_ylim(0, max([105.0, *(value * 1.05 for value in shown)]))
     occupancy_ax.set_ylabel("occupancy, % of bays")
     occupancy_ax.grid(alpha=0.3)
     occupancy_ax.legend(fontsize=8, loc="upper left")
 
-    moments, values = series("rate")
-    rate_ax.step(moments, values, where="post", color="tab:orange", lw=1.4)
+    if rows:  # a step holds each rate for its hour, the last one included
+        rates = series("rate")
+        rate_ax.step(
+            [*moments, moments[-1] + timedelta(hours=1)], [*rates, rates[-1]], where="post", color="tab:orange", lw=1.4
+        )
     rate_ax.set_ylabel(f"rate, {car_park.currency}/h")
     rate_ax.set_ylim(bottom=0)
     rate_ax.grid(alpha=0.3)

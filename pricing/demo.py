@@ -22,12 +22,14 @@ from backend.carparks.hours import Period, open_spans
 from backend.carparks.models import CarPark
 from backend.carparks.selectors import periods_of
 from backend.core import clock
-from pricing.models import OccupancyHour, OccupancySource, RateCard, RateRule
-from pricing.rates import active_model_version, publish_rates
-from pricing.services import occupancy_record
+from pricing.models import DemandModelVersion, OccupancyHour, OccupancySource, RateRule
+from pricing.rates import active_model_version, default_rule, publish_rates
+from pricing.services import hour_start_utc, occupancy_record
 from pricing.training import demand_model_train
 
 HOUR = timedelta(hours=1)
+QUARTER_HOUR = timedelta(minutes=15)  # every zone's offset is a multiple of it
+MAX_RATE = Decimal("999999.99")  # RateRule's money columns: 8 digits, 2 decimals
 MIN_WEEKS = 6  # training's evaluation: 4 weeks to learn, 2 held out
 Progress = Callable[[str], None]
 
@@ -43,7 +45,9 @@ class DemoSummary:
 
 
 def _bump(hour: float, centre: float, width: float) -> float:
-    return math.exp(-(((hour - centre) / width) ** 2) / 2)
+    """A bell around ``centre`` on the 24-hour clock (an evening peak reaches past midnight)."""
+    distance = min(abs(hour - centre), 24 - abs(hour - centre))
+    return math.exp(-((distance / width) ** 2) / 2)
 
 
 def _kind_of(periods: list[Period]) -> str:
@@ -76,20 +80,25 @@ def _open_fraction(spans: list[tuple[datetime, datetime]], hour_start: datetime)
 
 
 def history_for(car_park: CarPark, *, start: datetime, end: datetime, rng: random.Random) -> dict[datetime, Decimal]:
-    """Mean occupied bays for each UTC hour of ``[start, end)``: none while closed."""
+    """Mean occupied bays for each local hour of ``[start, end)`` (keyed by the UTC instant it
+    starts, as ``occupancy_record`` stores it): 0 while the car park is closed."""
     zone = ZoneInfo(car_park.timezone)
     periods = periods_of(car_park)
     kind = _kind_of(periods)
     spans = open_spans(periods, zone, start, end)
     scale = rng.uniform(0.8, 1.05)
     hours: dict[datetime, Decimal] = {}
+    # Walk in quarter hours and keep each local hour once: with half-hour offsets or a 30-minute
+    # DST shift (Lord Howe), stepping from hour start to hour start could stall or skip one.
     moment = start
     while moment < end:
-        local = moment.astimezone(zone)
-        share = demand_share(kind, local.weekday(), local.hour + 0.5) * scale + rng.gauss(0, 0.035)
-        share = min(max(share, 0.0), 0.98) * _open_fraction(spans, moment)
-        hours[moment] = Decimal(share * car_park.total_capacity).quantize(Decimal("0.01"))
-        moment += HOUR
+        hour_start = hour_start_utc(moment, car_park.timezone)
+        if hour_start not in hours and hour_start >= start:
+            local = hour_start.astimezone(zone)
+            share = demand_share(kind, local.weekday(), local.hour + 0.5) * scale + rng.gauss(0, 0.035)
+            share = min(max(share, 0.0), 0.98) * _open_fraction(spans, hour_start)
+            hours[hour_start] = Decimal(share * car_park.total_capacity).quantize(Decimal("0.01"))
+        moment += QUARTER_HOUR
     return hours
 
 
@@ -97,37 +106,44 @@ def _to_step(value: Decimal) -> Decimal:
     return (value * 10).quantize(Decimal(1), rounding=ROUND_HALF_UP) / 10
 
 
-def _rule_for(car_park: CarPark) -> RateRule:
-    card = RateCard.objects.filter(car_park=car_park).first()
-    base = card.hourly_rate if card else Decimal(settings.PRICING_DEFAULT_RATE_CARD["hourly_rate"])
-    return RateRule(
-        car_park=car_park,
-        base_rate=base,
-        minimum=_to_step(base * Decimal("0.6")),
-        maximum=_to_step(base * Decimal("1.8")),
-        max_daily_change=Decimal("0.50"),
-    )
+def dynamic_rule_for(car_park: CarPark) -> RateRule:
+    """The platform's default rule made dynamic: 0.6 to 1.8 times the base rate (to 10p), always
+    around the base rate and inside the column's range, whatever the rate card says."""
+    rule = default_rule(car_park)
+    base = rule.base_rate
+    rule.is_dynamic = True
+    rule.minimum = min(_to_step(base * Decimal("0.6")), base)
+    rule.maximum = min(max(_to_step(base * Decimal("1.8")), base), MAX_RATE)
+    rule.max_daily_change = max(_to_step(base * Decimal("0.2")), Decimal("0.10"))
+    return rule
 
 
-def pricing_demo_seed(*, weeks: int = 8, seed: int = 2026, retrain: bool = False, progress: Progress) -> DemoSummary:
-    """Give every live car park without imported history ``weeks`` of it and a dynamic rate rule, train a
-    model if none serves (or ``retrain``), then publish the coming week's rates. Idempotent."""
+def pricing_demo_seed(
+    *, company: str, weeks: int = 8, seed: int = 2026, retrain: bool = False, progress: Progress
+) -> DemoSummary:
+    """Give each live car park of ``company`` without imported history ``weeks`` of it and a dynamic
+    rate rule, train a model if none was ever tried (or ``retrain``), then publish the coming
+    week's rates. Idempotent. Refused in production: made-up history is for the demo only."""
+    if settings.IS_PRODUCTION:
+        raise ValueError("demo data is never written in production (DJANGO_ENV=production)")
     if weeks < MIN_WEEKS:
         raise ValueError(f"weeks must be at least {MIN_WEEKS} (the model learns on 4 and is judged on the last 2)")
     end = clock.now().replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(weeks=weeks)
-    car_parks = list(CarPark.objects.live().order_by("pk"))
+    car_parks = list(CarPark.objects.live().filter(company__name=company).order_by("pk"))
+    if not car_parks:
+        raise ValueError(f"no live car parks of {company!r}: run seed_demo first")
     # Only an import counts as history here: a demo car park whose gate has seen a car is still new.
     with_history = set(
         OccupancyHour.objects.filter(car_park__in=car_parks, source=OccupancySource.IMPORT)
         .values_list("car_park_id", flat=True)
         .distinct()
     )
-    rng = random.Random(seed)  # noqa: S311 - demo data, reproducible on purpose
     written = new = 0
     for index, car_park in enumerate(car_parks, start=1):
         if car_park.pk in with_history:
             continue
+        rng = random.Random(f"{seed}-{car_park.pk}")  # noqa: S311 - demo data, reproducible on purpose
         hours = history_for(car_park, start=start, end=end, rng=rng)
         written += occupancy_record(
             car_park_id=car_park.pk,
@@ -137,13 +153,16 @@ def pricing_demo_seed(*, weeks: int = 8, seed: int = 2026, retrain: bool = False
         )
         new += 1
         progress(f"history {index}/{len(car_parks)}: {car_park.name}, {len(hours)} hours")
-    missing_rules = [
-        _rule_for(car_park) for car_park in car_parks if not RateRule.objects.filter(car_park=car_park).exists()
-    ]
+    ruled = set(RateRule.objects.filter(car_park__in=car_parks).values_list("car_park_id", flat=True))
+    missing_rules = [dynamic_rule_for(car_park) for car_park in car_parks if car_park.pk not in ruled]
     RateRule.objects.bulk_create(missing_rules)
     progress(f"rate rules: {len(missing_rules)} created")
     version, status = active_model_version(), "active"
-    if version is None or retrain:
+    # A run the model did not pass (or that failed) is not repeated on every make run.
+    tried = DemandModelVersion.objects.exists()
+    if version is None and tried and not retrain:
+        status = "none (the last training was not promoted; --retrain tries again)"
+    if (version is None and not tried) or retrain:
         progress("training the demand model (a minute at most)")
         row = demand_model_train(progress=progress)
         version, status = (row.version if row.is_active else active_model_version()), str(row.status)

@@ -387,6 +387,11 @@ class ForecastView(CarParkRatesView):
 
 @extend_schema(parameters=FORECAST_PARAMETERS)
 class ForecastChartView(CarParkRatesView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The chart is an HttpResponse of its own; only a refusal goes through a renderer, and it is
+        # problem JSON whatever the Accept header (Accept: image/png must not be a 406).
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         summary="The forecast as a chart (PNG): forecast and actual occupancy above the hourly rate",
         responses={(200, "image/png"): OpenApiTypes.BINARY},

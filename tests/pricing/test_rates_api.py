@@ -292,7 +292,10 @@ def test_forecast_chart_is_a_png_operators_and_marketing_can_look_at(
     assert empty.status_code == 200
     assert empty.content != chart.content
 
+    assert api(operator).get(url(car_park, "forecast.png"), window, HTTP_ACCEPT="image/png").status_code == 200
     assert api(driver).get(url(car_park, "forecast.png")).status_code == 403
-    refused = api(operator).get(url(car_park, "forecast.png"), {"start": "2026-06-01T06:00:00"})
+    refused = api(operator).get(
+        url(car_park, "forecast.png"), {"start": "2026-06-01T06:00:00"}, HTTP_ACCEPT="image/png"
+    )
     assert refused.status_code == 400
     assert refused["Content-Type"] == "application/problem+json"

@@ -13,6 +13,7 @@ from backend.accounts.models import Company, Role, User, Vehicle
 from backend.carparks.models import CarPark, OpeningPeriod
 
 DEMO_PASSWORD = "park-demo-2026"
+DEMO_COMPANY = "Midland Parking Ltd"
 CITY_CENTRE = (52.4797, -1.9026)
 
 # name, address, lat, lng, standard, accessible, ev, covered, height limit, hours
@@ -94,7 +95,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        company, _ = Company.objects.get_or_create(name="Midland Parking Ltd", defaults={"country": "GB"})
+        company, _ = Company.objects.get_or_create(name=DEMO_COMPANY, defaults={"country": "GB"})
         for index, row in enumerate(CAR_PARKS, start=1):
             self._car_park(company, row)
             if not options["quiet"]:
@@ -149,7 +150,7 @@ class Command(BaseCommand):
     def _summary(self, password: str) -> str:
         lat, lng = CITY_CENTRE
         return (
-            f"\nDemo ready: {len(CAR_PARKS)} car parks in Birmingham (Midland Parking Ltd).\n"
+            f"\nDemo ready: {len(CAR_PARKS)} car parks in Birmingham ({DEMO_COMPANY}).\n"
             f"Every demo account's password: {password}\n"
             "  admin@demo.parking      platform admin  -> http://127.0.0.1:8000/admin/\n"
             "  operator@demo.parking   operator (company admin)\n"
