@@ -50,13 +50,14 @@ def forecast_png(
         # NaN, not a skipped point: a line breaks where an hour has no value instead of bridging it.
         return [math.nan if row[key] is None else float(row[key]) * scale for row in rows]
 
+    occupancy = {key: series(key, 100.0) for key in OCCUPANCY_KEYS}
     for key, (label, style) in OCCUPANCY_KEYS.items():
-        occupancy_ax.plot(moments, series(key, 100.0), label=label, **style)
+        occupancy_ax.plot(moments, occupancy[key], label=label, **style)
     if band is not None:
         occupancy_ax.axhspan(
             float(band[0]) * 100, float(band[1]) * 100, color="tab:green", alpha=0.1, label="target band"
         )
-    shown = [value for key in OCCUPANCY_KEYS for value in series(key, 100.0) if not math.isnan(value)]
+    shown = [value for values in occupancy.values() for value in values if not math.isnan(value)]
     occupancy_ax.set_ylim(0, max([105.0, *(value * 1.05 for value in shown)]))
     occupancy_ax.set_ylabel("occupancy, % of bays")
     occupancy_ax.grid(alpha=0.3)

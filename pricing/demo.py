@@ -157,19 +157,19 @@ def pricing_demo_seed(
     missing_rules = [dynamic_rule_for(car_park) for car_park in car_parks if car_park.pk not in ruled]
     RateRule.objects.bulk_create(missing_rules)
     progress(f"rate rules: {len(missing_rules)} created")
-    version, status = active_model_version(), "active"
+    version = active_model_version()
     # A run the model did not pass (or that failed) is not repeated on every make run.
-    tried = DemandModelVersion.objects.exists()
-    if version is None and tried and not retrain:
-        status = "none (the last training was not promoted; --retrain tries again)"
-    if (version is None and not tried) or retrain:
+    if retrain or (version is None and not DemandModelVersion.objects.exists()):
         progress("training the demand model (a minute at most)")
-        row = demand_model_train(progress=progress)
-        version, status = (row.version if row.is_active else active_model_version()), str(row.status)
+        status = str(demand_model_train(progress=progress).status)
+        version = active_model_version()  # the new one if promoted, else the one that served before
+    elif version is None:
+        status = "none (the last training was not promoted; --retrain tries again)"
+    else:
+        status = "active"
     summary = publish_rates(car_parks)
-    progress(
-        f"published {summary.rows} hourly rates for {summary.car_parks} car parks (model v{summary.model_version})"
-    )
+    model = f"model v{summary.model_version}" if summary.model_version else "no model: base rates"
+    progress(f"published {summary.rows} hourly rates for {summary.car_parks} car parks ({model})")
     return DemoSummary(
         car_parks_with_new_history=new,
         hours_written=written,
