@@ -12,11 +12,12 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -67,9 +68,12 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
 
 
 def _claim(request: Request, key: str, request_hash: str) -> IdempotencyRecord | None:
-    """Insert the claim row; None when another request holds the key."""
+    """Insert the claim row; None when another request holds the key.
+
+    Outside a transaction the INSERT commits on its own (one round trip, no BEGIN/COMMIT); inside
+    one, a savepoint keeps a duplicate key from breaking the caller's transaction."""
     try:
-        with transaction.atomic():
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             return IdempotencyRecord.objects.create(
                 user=acting_user(request),
                 key=key,

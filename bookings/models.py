@@ -22,7 +22,8 @@ class CapacitySlot(models.Model):
     Rows are created on demand; a missing row means "all bays free".
     """
 
-    car_park = models.ForeignKey(CarPark, on_delete=models.CASCADE, related_name="+")
+    # slot_unique (car_park, bay_type, starts_at) serves lookups by car park: no index of its own.
+    car_park = models.ForeignKey(CarPark, on_delete=models.CASCADE, related_name="+", db_index=False)
     bay_type = models.CharField(max_length=16, choices=BayType.choices)
     starts_at = models.DateTimeField()
     capacity = models.PositiveIntegerField()
@@ -53,8 +54,12 @@ LIVE_STATUSES = (BookingStatus.HELD, BookingStatus.CONFIRMED, BookingStatus.CHEC
 
 
 class Booking(models.Model):
-    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
-    car_park = models.ForeignKey(CarPark, on_delete=models.PROTECT, related_name="bookings")
+    # Each hold writes a row into every index of this table: the composite indexes below start with
+    # driver and car park and serve their lookups, so neither key has an index of its own.
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings", db_index=False
+    )
+    car_park = models.ForeignKey(CarPark, on_delete=models.PROTECT, related_name="bookings", db_index=False)
     vehicle = models.ForeignKey(Vehicle, null=True, on_delete=models.SET_NULL, related_name="bookings")
     plate = models.CharField(max_length=10, help_text="The vehicle's plate when booked.")
     bay_type = models.CharField(max_length=16, choices=BayType.choices, default=BayType.STANDARD)
@@ -69,7 +74,8 @@ class Booking(models.Model):
     tax_rate = models.DecimalField(max_digits=5, decimal_places=4, default=0)
     price_lines = models.JSONField(default=list)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
-    code = models.CharField(max_length=12, unique=True, null=True, blank=True, help_text="Shown at the gate.")
+    # NULL until confirmed: the unique constraint ignores NULLs, and would not ignore "".
+    code = models.CharField(max_length=12, null=True, blank=True, help_text="Shown at the gate.")  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     checked_in_at = models.DateTimeField(null=True, blank=True)
@@ -88,6 +94,8 @@ class Booking(models.Model):
             models.Index(fields=["status", "end"], name="booking_status_end"),
         ]
         constraints = [
+            # A constraint rather than unique=True, which adds a LIKE index on PostgreSQL no query uses.
+            models.UniqueConstraint(fields=["code"], name="booking_code_unique"),
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="booking_end_after_start"),
             models.CheckConstraint(
                 condition=Q(ledger_start__lte=F("start"), ledger_end__gte=F("end")), name="booking_ledger_covers_stay"
@@ -160,13 +168,14 @@ class Payment(models.Model):
     )
     kind = models.CharField(max_length=16, choices=PaymentKind.choices, default=PaymentKind.BOOKING)
     provider = models.CharField(max_length=16)
-    provider_payment_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # NULL until the provider knows the payment: the unique constraint ignores NULLs, not "".
+    provider_payment_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     client_secret = models.CharField(max_length=255, blank=True)
     amount_minor = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     refunded_minor = models.PositiveIntegerField(default=0)
-    idempotency_key = models.CharField(max_length=255, unique=True)
+    idempotency_key = models.CharField(max_length=255)
     failure_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
@@ -182,6 +191,9 @@ class Payment(models.Model):
     class Meta:
         ordering = ["created_at"]
         constraints = [
+            # Constraints rather than unique=True, which adds LIKE indexes on PostgreSQL no query uses.
+            models.UniqueConstraint(fields=["provider_payment_id"], name="payment_provider_id_unique"),
+            models.UniqueConstraint(fields=["idempotency_key"], name="payment_idempotency_key_unique"),
             models.CheckConstraint(
                 condition=Q(refunded_minor__lte=F("amount_minor")), name="payment_refund_within_amount"
             ),
@@ -238,7 +250,7 @@ class WebhookEvent(models.Model):
 class IdempotencyRecord(models.Model):
     """The first answer to a client's ``Idempotency-Key``, replayed for repeats of the same request."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=255)
