@@ -451,8 +451,18 @@ def _extension_bays_still_held(booking: Booking, extension: BookingExtension) ->
         return True
     return (
         extension.status == ExtensionStatus.EXPIRED
-        and booking.ledger_end == extension.ledger_start
+        and not _extension_superseded(booking, extension)
         and _retake(booking, extension.ledger_start, extension.ledger_end)
+    )
+
+
+def _extension_superseded(booking: Booking, extension: BookingExtension) -> bool:
+    """The stay moved on since this extension was priced: it ends elsewhere now, or a newer
+    extension is waiting for payment. Applying it would sell the same hours twice."""
+    return (
+        booking.end != extension.old_end
+        or booking.ledger_end != extension.ledger_start
+        or booking.extensions.filter(status=ExtensionStatus.HELD).exclude(pk=extension.pk).exists()
     )
 
 
