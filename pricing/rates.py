@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,6 +28,7 @@ from backend.core import clock
 from pricing import policy
 from pricing.models import DemandModelVersion, OccupancyHour, PublishedRate, RateCard, RateOverride, RateRule
 from pricing.policy import PlanHour, RateBounds, RateDecision, TargetBand
+from pricing.quotes import local_hour_segments
 from pricing.selectors import default_rate_card
 
 logger = logging.getLogger(__name__)
@@ -51,18 +53,16 @@ class PublishSummary:
 # --- Inputs ------------------------------------------------------------------------------------
 
 
-def next_hour_start(now: datetime) -> datetime:
-    """The next local hour boundary after ``now`` in UTC (whole-hour zones: the next UTC hour).
+def local_hour_starts(now: datetime, days: int, zone: ZoneInfo) -> list[datetime]:
+    """The next ``days * 24`` starts of local hours after ``now``, in UTC: the very instants quotes
+    look rates up at (:func:`pricing.quotes.local_hour_segments`).
 
-    The hour under way keeps its rate: a driver who looked at it a minute ago sees the same price.
+    Whole UTC hours in whole-hour zones; half past in Asia/Kolkata. The hour under way keeps its
+    rate: a driver who looked at it a minute ago sees the same price.
     """
-    floor = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return floor + HOUR
-
-
-def hour_starts_from(start: datetime, days: int) -> list[datetime]:
-    """``days * 24`` consecutive hour starts: local hours, whatever DST does to the local day."""
-    return [start + HOUR * index for index in range(days * 24)]
+    count = days * 24
+    segments = local_hour_segments(now, now + HOUR * (count + 1), zone)
+    return [hour_start for _, _, hour_start in segments if hour_start > now][:count]
 
 
 def bounds_of(rule: RateRule) -> RateBounds:
@@ -95,20 +95,18 @@ def _forecasts(car_parks: Sequence[CarPark], hour_starts: list[datetime]) -> For
 
 
 def overrides_by_hour(
-    car_park_ids: Sequence[int], start: datetime, end: datetime
+    car_park_ids: Sequence[int], hour_starts: Sequence[datetime]
 ) -> dict[int, dict[datetime, Decimal]]:
-    """Each overridden hour start in ``[start, end)`` and its rate; the latest override wins."""
+    """The override rate of each of ``hour_starts`` an override covers; the latest override wins."""
     found: dict[int, dict[datetime, Decimal]] = defaultdict(dict)
+    start, end = hour_starts[0], hour_starts[-1] + HOUR
     rows = RateOverride.objects.filter(car_park_id__in=car_park_ids, starts_at__lt=end, ends_at__gt=start).order_by(
         "created_at", "id"
     )
     for override in rows:
-        cursor = max(override.starts_at, start)
-        # Hour starts in the window are whole UTC hours from `start`; align the cursor to them.
-        cursor = start + HOUR * -(-(cursor - start) // HOUR)
-        while cursor < min(override.ends_at, end):
-            found[override.car_park_id][cursor] = override.rate
-            cursor += HOUR
+        for hour_start in hour_starts:
+            if override.starts_at <= hour_start < override.ends_at:
+                found[override.car_park_id][hour_start] = override.rate
     return found
 
 
@@ -221,12 +219,8 @@ def publish_rates(
     """
     started = time.perf_counter()
     now = now or clock.now()
-    start = next_hour_start(now)
-    hour_starts = hour_starts_from(start, days)
-    selected = _with_rules(car_parks)
     summary = PublishSummary(model_version=active_model_version())
-    for offset in range(0, len(selected), CHUNK_SIZE):
-        chunk = selected[offset : offset + CHUNK_SIZE]
+    for chunk, hour_starts in _chunks_by_local_hours(_with_rules(car_parks), now, days):
         try:
             forecasts = _forecasts([car_park for car_park, _ in chunk], hour_starts)
         except Exception:  # any forecaster failure must leave the last good rates in place
@@ -247,6 +241,19 @@ def publish_rates(
     return summary
 
 
+def _chunks_by_local_hours(
+    selected: Sequence[tuple[CarPark, RateRule]], now: datetime, days: int
+) -> Iterator[tuple[Sequence[tuple[CarPark, RateRule]], list[datetime]]]:
+    """Chunks of car parks sharing a time zone, each with the hour starts to publish for that zone."""
+    by_zone: dict[str, list[tuple[CarPark, RateRule]]] = defaultdict(list)
+    for car_park, rule in selected:
+        by_zone[car_park.timezone].append((car_park, rule))
+    for zone_name, in_zone in by_zone.items():
+        hour_starts = local_hour_starts(now, days, ZoneInfo(zone_name))
+        for offset in range(0, len(in_zone), CHUNK_SIZE):
+            yield in_zone[offset : offset + CHUNK_SIZE], hour_starts
+
+
 def _ids(chunk: Sequence[tuple[CarPark, RateRule]]) -> list[int]:
     return [car_park.pk for car_park, _ in chunk]
 
@@ -265,10 +272,10 @@ def _publish_chunk(
     model_version: int | None,
     now: datetime,
 ) -> int:
-    start, end = hour_starts[0], hour_starts[-1] + HOUR
+    start = hour_starts[0]
     car_parks = [car_park for car_park, _ in chunk]
     previous = previous_rates_for(car_parks, start)
-    overrides = overrides_by_hour([car_park.pk for car_park in car_parks], start, end)
+    overrides = overrides_by_hour([car_park.pk for car_park in car_parks], hour_starts)
     rows: list[tuple[Any, ...]] = []
     for car_park, rule in chunk:
         forecast = forecasts.get(car_park.pk) or [None] * len(hour_starts)

@@ -160,7 +160,7 @@ def test_dst_days_publish_23_and_25_local_hours_within_the_daily_limit(
             assert abs(rate - previous) <= Decimal("0.20")
 
 
-@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Sydney"])
+@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Sydney", "Asia/Kolkata", "Asia/Kathmandu"])
 def test_car_park_in_another_time_zone_publishes_its_local_hours(forecast: Callable, company: Any, zone: str) -> None:
     car_park = CarParkFactory(company=company, timezone=zone, currency="USD" if "New_York" in zone else "AUD")
     make_rule(car_park)
@@ -173,6 +173,25 @@ def test_car_park_in_another_time_zone_publishes_its_local_hours(forecast: Calla
     assert rows[0].currency == car_park.currency
     # Day 2 is compared with the same local hour of day 1, whatever the UTC offset.
     assert rows[24].reason["previous_rate"] == str(rows[0].rate)
+
+
+def test_half_hour_zone_quotes_read_the_published_rates_and_overrides(forecast: Callable, company: Any) -> None:
+    car_park = CarParkFactory(company=company, timezone="Asia/Kolkata", currency="INR")  # UTC+05:30
+    make_rule(car_park, is_dynamic=False, base_rate=Decimal("5.00"))
+    RateOverride.objects.create(  # 10:00-12:00 IST
+        car_park=car_park,
+        starts_at=datetime(2026, 6, 2, 4, 30, tzinfo=UTC),
+        ends_at=datetime(2026, 6, 2, 6, 30, tzinfo=UTC),
+        rate=Decimal("9.00"),
+    )
+    forecast(None)
+    rates.publish_rates(now=NOW)
+
+    plain = quote_for_window(car_park, datetime(2026, 6, 3, 4, 30, tzinfo=UTC), datetime(2026, 6, 3, 6, 30, tzinfo=UTC))
+    event = quote_for_window(car_park, datetime(2026, 6, 2, 4, 30, tzinfo=UTC), datetime(2026, 6, 2, 6, 30, tzinfo=UTC))
+
+    assert (plain.rate_source, plain.amount_minor) == ("published", 1000)
+    assert (event.rate_source, event.amount_minor) == ("published", 1800)
 
 
 def test_failed_forecast_keeps_the_last_published_rates(
