@@ -11,8 +11,8 @@ class BookingsConfig(AppConfig):
         from bookings import services
         from bookings.api.views import search_results_add_availability_and_price
 
-        if services.guard_capacity_change not in carparks.capacity_guards:
-            carparks.capacity_guards.append(services.guard_capacity_change)
+        if services.guard_inventory_change not in carparks.change_guards:
+            carparks.change_guards.append(services.guard_inventory_change)
             carparks.closure_guards.append(services.guard_closure)
             carparks.closure_removed_hooks.append(services.on_closure_removed)
             carpark_views.search_enrichers.append(search_results_add_availability_and_price)

@@ -23,6 +23,10 @@ class ClosureAffectsBookings(Conflict):
     code = "closure_affects_bookings"
 
 
+class ChangeAffectsBookings(Conflict):
+    code = "change_affects_bookings"
+
+
 # --- at the gate ---
 
 

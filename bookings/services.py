@@ -17,14 +17,17 @@ from django.db.models import Q, Sum
 
 from backend.accounts.models import User, Vehicle
 from backend.api.errors import InvalidInput
+from backend.carparks import services as inventory
+from backend.carparks.hours import is_open_throughout
 from backend.carparks.models import BayType, CarPark, Closure
-from backend.carparks.selectors import closures_overlapping, is_open_for_window
+from backend.carparks.selectors import closures_overlapping, is_open_for_window, periods_of
 from backend.core import clock
 from backend.core.clock import iso_utc
 from backend.core.money import Money
 from bookings import ledger
 from bookings.exceptions import (
     CapacityBelowSold,
+    ChangeAffectsBookings,
     ClosureAffectsBookings,
     InvalidTransition,
     PaymentUnavailable,
@@ -704,7 +707,37 @@ def _booking_summary(booking: Booking) -> dict[str, Any]:
     }
 
 
-def guard_capacity_change(car_park: CarPark) -> None:
+def guard_inventory_change(car_park: CarPark, changed: frozenset[str]) -> None:
+    """Refuse a change that breaks live bookings, listing them; otherwise bring the ledger in line.
+
+    A booking's price and hours were sold in the car park's currency and local time: those cannot
+    change under it (the operator cancels or waits for such bookings first)."""
+    if inventory.CURRENCY in changed:
+        _refuse_if_any(
+            _live_bookings(car_park.pk), "Bookings are live in the current currency; change it once they have ended."
+        )
+    if inventory.HOURS in changed:
+        periods = periods_of(car_park)
+        _refuse_if_any(
+            [b for b in _live_bookings(car_park.pk) if not is_open_throughout(periods, car_park.zone, b.start, b.end)],
+            "Live bookings fall outside the new opening hours; cancel or move them first.",
+        )
+    if inventory.CAPACITY in changed:
+        _guard_capacity_change(car_park)
+
+
+def _live_bookings(car_park_id: int) -> list[Booking]:
+    return list(Booking.objects.filter(car_park_id=car_park_id, status__in=LIVE_STATUSES).order_by("start"))
+
+
+def _refuse_if_any(affected: list[Booking], message: str) -> None:
+    if affected:
+        raise ChangeAffectsBookings(
+            f"{len(affected)} bookings: {message}", extra={"affected_bookings": [_booking_summary(b) for b in affected]}
+        )
+
+
+def _guard_capacity_change(car_park: CarPark) -> None:
     """Refuse a capacity cut below what is sold (listing the bookings); otherwise update the ledger."""
     now = clock.now()
     shortfalls = ledger.capacity_shortfalls(car_park, since=now)

@@ -16,13 +16,15 @@ from backend.carparks.models import CarPark, Closure, OpeningPeriod
 from backend.carparks.selectors import carpark_snapshot
 from backend.core import clock
 
-# Apps that hold capacity (bookings) register a guard here; it raises a DomainError listing the
-# affected bookings when a change would cut capacity below what is sold. The inventory cannot
+# Apps that sell the inventory (bookings) register guards here; a guard raises a DomainError
+# listing the affected bookings when a change would break what is sold. The inventory cannot
 # import bookings (dependencies point one way), so bookings plugs itself in at start-up.
-CapacityGuard = Callable[[CarPark], None]
+# A change guard is told which terms of sale changed: CAPACITY, CURRENCY or HOURS.
+CAPACITY, CURRENCY, HOURS = "capacity", "currency", "hours"
+ChangeGuard = Callable[[CarPark, frozenset[str]], None]
 ClosureGuard = Callable[[Closure, bool], None]
 ClosureRemovedHook = Callable[[Closure], None]
-capacity_guards: list[CapacityGuard] = []
+change_guards: list[ChangeGuard] = []
 closure_guards: list[ClosureGuard] = []
 closure_removed_hooks: list[ClosureRemovedHook] = []
 
@@ -40,7 +42,16 @@ EDITABLE_FIELDS = (
     "height_limit_m",
     "internal_notes",
 )
-CAPACITY_FIELDS = ("standard_bays", "accessible_bays", "ev_charging_bays")
+
+
+def _terms_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> frozenset[str]:
+    """Which terms of sale a change touched: the time zone moves every opening hour with it."""
+    changed = {
+        CAPACITY: before["bays"] != after["bays"],
+        CURRENCY: before["currency"] != after["currency"],
+        HOURS: before["timezone"] != after["timezone"] or before["opening_hours"] != after["opening_hours"],
+    }
+    return frozenset(term for term, differs in changed.items() if differs)
 
 
 def _replace_opening_periods(car_park: CarPark, periods: Sequence[Period]) -> None:
@@ -69,7 +80,8 @@ def carpark_create(*, actor: User, fields: Mapping[str, Any], opening_periods: S
 def carpark_update(
     *, actor: User, car_park: CarPark, fields: Mapping[str, Any], opening_periods: Sequence[Period] | None
 ) -> CarPark:
-    """Change a car park. A capacity cut below what is already sold is refused by the guards."""
+    """Change a car park. The guards refuse a change that breaks what is sold: capacity cut below
+    the bays sold, or currency, time zone or opening hours changed under live bookings."""
     car_park = CarPark.objects.select_for_update().get(pk=car_park.pk)
     before = carpark_snapshot(car_park)
     for name, value in fields.items():
@@ -80,10 +92,11 @@ def carpark_update(
     if opening_periods is not None:
         _replace_opening_periods(car_park, opening_periods)
     car_park.refresh_from_db()
-    if any(before["bays"][key.removesuffix("_bays")] != getattr(car_park, key) for key in CAPACITY_FIELDS):
-        for guard in capacity_guards:
-            guard(car_park)
     after = carpark_snapshot(car_park)
+    changed = _terms_changed(before, after)
+    if changed:
+        for guard in change_guards:
+            guard(car_park, changed)
     if after != before:
         audit_record(actor=actor, action="carpark.update", target=car_park, before=before, after=after)
     return car_park

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from django.core import mail
 
+from bookings import services
 from bookings.models import Booking, BookingStatus, CapacitySlot, Payment, PaymentStatus, Refund
 from tests.bookings.helpers import confirmed, future_window, hold, post_booking, vehicle_of
 from tests.factories import CarParkFactory
@@ -440,3 +441,66 @@ def test_a_failed_request_with_a_key_is_replayed_too(api, driver, car_park):
     again = post_booking(client, driver, car_park, end, start, key="bad-1")
     assert first.status_code == again.status_code == 400
     assert first.json()["errors"] == again.json()["errors"]
+
+
+AFTERNOONS = [{"weekday": day, "opens": "13:00", "closes": "20:00"} for day in range(7)]
+
+
+def test_currency_cannot_change_under_live_bookings(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company)
+    booking = confirmed(driver, car_park, *future_window())
+
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"currency": "EUR"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "change_affects_bookings"
+    assert [row["id"] for row in response.json()["affected_bookings"]] == [booking.pk]
+    car_park.refresh_from_db()
+    assert car_park.currency == "GBP"
+
+
+def test_currency_changes_once_no_booking_is_live(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company)
+    booking = confirmed(driver, car_park, *future_window())
+    services.booking_cancel(booking_id=booking.pk)
+
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"currency": "EUR"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["currency"] == "EUR"
+
+
+def test_opening_hours_cannot_shut_out_a_live_booking(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company)  # open 24/7
+    morning = confirmed(driver, car_park, *future_window(start_hour=9))
+    confirmed(driver, car_park, *future_window(start_hour=14))
+
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"opening_hours": AFTERNOONS}, format="json")
+
+    assert response.status_code == 409
+    assert [row["id"] for row in response.json()["affected_bookings"]] == [morning.pk]
+    assert car_park.opening_periods.count() == 7
+    assert car_park.opening_periods.filter(opens=time(0)).count() == 7
+
+
+def test_opening_hours_that_keep_every_live_booking_are_accepted(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company)
+    confirmed(driver, car_park, *future_window(start_hour=14))
+
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"opening_hours": AFTERNOONS}, format="json")
+
+    assert response.status_code == 200, response.content
+
+
+def test_a_time_zone_move_that_shifts_hours_over_a_live_booking_is_refused(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company, hours=[(day, time(8), time(18), False) for day in range(7)])
+    booking = confirmed(
+        driver, car_park, *future_window(start_hour=8)
+    )  # 08:00-10:00 UTC: open in London, 17:00 in Tokyo
+
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"timezone": "Asia/Tokyo"}, format="json")
+
+    assert response.status_code == 409
+    assert [row["id"] for row in response.json()["affected_bookings"]] == [booking.pk]
+    car_park.refresh_from_db()
+    assert car_park.timezone == "Europe/London"
