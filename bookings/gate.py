@@ -257,6 +257,15 @@ def overstay_minutes(booking: Booking, at: datetime) -> int:
     return math.ceil((at - booking.end).total_seconds() / 60)
 
 
+def overstay_price_minor(car_park: CarPark, booking: Booking, left_at: datetime) -> int:
+    """What staying on from the booking's end to ``left_at`` adds to the stay at the car park's rates,
+    daily maximum included: a stay already capped for the day owes nothing more for that day.
+    Both prices are today's, so a rate change since booking is not charged as overstay."""
+    longer = quote_for_window(car_park, booking.start, left_at).amount_minor
+    booked = quote_for_window(car_park, booking.start, booking.end).amount_minor
+    return max(longer - booked, 0)
+
+
 def gate_exit_record(
     *,
     car_park: CarPark,
@@ -270,7 +279,7 @@ def gate_exit_record(
 
     A checked-in booking is completed and its bays are given back to the ledger (its whole span:
     a completed booking is no longer live). Leaving after ``end`` plus the exit grace owes the
-    overstay, priced by the car park's rates from ``end`` to ``occurred_at``: a pending overstay
+    overstay (:func:`overstay_price_minor`): a pending overstay
     payment is recorded in the same transaction, then charged to the driver's saved card or opened
     for the driver to pay in the app (after commit; the gate opens either way). A plate with no
     booking inside is a drive-up exit.
@@ -300,7 +309,7 @@ def gate_exit_record(
             if booking.checked_in_at is not None and occurred_at < booking.checked_in_at:
                 raise InvalidInput("occurred_at", "The exit is before the booking's entry.", code="before_entry")
             minutes = overstay_minutes(booking, occurred_at)
-            amount_minor = quote_for_window(car_park, booking.end, occurred_at).amount_minor if minutes else 0
+            amount_minor = overstay_price_minor(car_park, booking, occurred_at) if minutes else 0
             _complete_stay(booking, left_at=occurred_at)
             was_taken_as_gone = _replace_inferred_exit(booking, occurred_at)
             event = _event_create(

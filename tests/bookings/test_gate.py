@@ -27,6 +27,7 @@ from bookings.models import (
     PaymentStatus,
     SavedCard,
 )
+from pricing.models import RateCard
 from pricing.selectors import quote_for_window
 from tests.bookings.helpers import confirmed, future_window
 from tests.factories import CarParkFactory, VehicleFactory
@@ -357,6 +358,22 @@ def test_overstay_is_priced_at_the_car_parks_rate_and_opened_for_the_app(api, at
     assert payment.client_secret  # the driver's app pays it
     assert GateEvent.objects.get(kind="exit").overstay_minor == 208
     assert Booking.objects.get().status == BookingStatus.COMPLETED
+
+
+def test_an_overstay_within_a_day_already_at_its_maximum_owes_nothing(api, at, operator, driver, car_park):
+    RateCard.objects.create(car_park=car_park, hourly_rate=Decimal("2.50"), daily_maximum=Decimal("20.00"))
+    VehicleFactory(owner=driver, plate=PLATE)
+    start, end = future_window(hours=10, start_hour=6)
+    booking = confirmed(driver, car_park, start, end)
+    assert booking.amount_minor == 2000  # 10 h at 2.50 capped at 20.00
+    check_in(api, at, operator, booking)
+    at(end + timedelta(hours=2))
+
+    response = api(operator).post(exits(car_park), {"plate": PLATE}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["overstay"] is None
+    assert not Payment.objects.filter(kind=PaymentKind.OVERSTAY).exists()
 
 
 def test_overstay_is_charged_to_a_saved_card(api, at, operator, driver, car_park, booking):
