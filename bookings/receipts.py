@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,7 @@ from reportlab.platypus.flowables import Flowable
 
 from backend.api.errors import Conflict
 from backend.carparks.models import BayType
-from backend.core.money import Money, minor_unit_exponent
+from backend.core.money import Money
 from bookings.models import (
     Booking,
     BookingStatus,
@@ -65,13 +65,6 @@ def format_period(start: datetime | None, end: datetime | None) -> str:
     if start.date() == end.date() and start.tzname() == end.tzname():
         return f"{start:%a} {start.day} {start:%b %Y, %H:%M}\u2013{end:%H:%M} {end.tzname()}"
     return f"{format_local(start)} \u2013 {format_local(end)}"
-
-
-def tax_included(amount: Money, rate: Decimal) -> Money:
-    """The tax inside a tax-inclusive ``amount``: ``amount - amount / (1 + rate)``, half up to minor units."""
-    quantum = Decimal(1).scaleb(-minor_unit_exponent(amount.currency))
-    net = (amount.amount / (1 + rate)).quantize(quantum, rounding=ROUND_HALF_UP)
-    return Money(amount.amount - net, amount.currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +212,7 @@ def receipt_for(booking: Booking) -> Receipt:
     receipt_refunds = []
     for payment in payments:
         amount = Money.from_minor(payment.amount_minor, currency)
-        tax = (
-            Money.from_minor(booking.tax_minor, currency)
-            if payment.kind == PaymentKind.BOOKING
-            else tax_included(amount, rate)
-        )
+        tax = amount.tax_included(rate)
         paid_at = payment.succeeded_at or payment.created_at
         receipt_payments.append(
             ReceiptPayment(payment.kind, PaymentKind(payment.kind).label, amount, tax, paid_at.astimezone(zone))

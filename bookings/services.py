@@ -489,6 +489,9 @@ def _apply_extension(booking: Booking, extension: BookingExtension, now: datetim
     booking.end = extension.new_end
     booking.ledger_end = extension.ledger_end
     booking.amount_minor += extension.amount_minor
+    booking.tax_minor += (
+        Money.from_minor(extension.amount_minor, booking.currency).tax_included(booking.tax_rate).to_minor()
+    )
     booking.price_lines = [
         *booking.price_lines,
         {
@@ -499,7 +502,7 @@ def _apply_extension(booking: Booking, extension: BookingExtension, now: datetim
             "ends_at": iso_utc(extension.new_end),
         },
     ]
-    booking.save(update_fields=["end", "ledger_end", "amount_minor", "price_lines"])
+    booking.save(update_fields=["end", "ledger_end", "amount_minor", "tax_minor", "price_lines"])
     _after_commit_occupancy(booking.pk)
 
 

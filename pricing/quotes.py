@@ -178,7 +178,7 @@ def price_stay(
     if subtotal < minimum:
         lines.append(QuoteLine("minimum_charge", f"Minimum charge {minimum}", minimum - subtotal))
         subtotal = minimum
-    tax = Money(subtotal.amount * tariff.tax_rate / (1 + tariff.tax_rate), currency).rounded()
+    tax = subtotal.tax_included(tariff.tax_rate)
     percent = (tariff.tax_rate * 100).normalize()
     lines.append(QuoteLine("tax_included", f"Tax {percent:f}% included", tax))
     return Quote(

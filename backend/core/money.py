@@ -55,6 +55,11 @@ class Money:
         quantum = Decimal(1).scaleb(-minor_unit_exponent(self.currency))
         return Money(self.amount.quantize(quantum, rounding=ROUND_HALF_UP), self.currency)
 
+    def tax_included(self, rate: Decimal) -> Money:
+        """The tax inside this tax-inclusive amount: ``amount * rate / (1 + rate)``, half up to minor
+        units. Quotes, bookings and receipts all use it, so each shows the tax the quote said."""
+        return Money(self.amount * rate / (1 + rate), self.currency).rounded()
+
     def _same_currency(self, other: Money) -> None:
         if other.currency != self.currency:
             raise ValueError(f"cannot combine {self.currency} with {other.currency}")

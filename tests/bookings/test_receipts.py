@@ -14,7 +14,7 @@ from PIL import Image
 from backend.core.money import Money
 from bookings import services
 from bookings.models import Booking, BookingStatus, PaymentStatus
-from bookings.receipts import qr_png, receipt_bookings, receipt_for, tax_included
+from bookings.receipts import qr_png, receipt_bookings, receipt_for
 from pricing.models import RateCard
 from tests.bookings.helpers import confirmed, future_window, hold
 from tests.factories import CarParkFactory
@@ -82,13 +82,25 @@ def test_an_extension_adds_a_line_a_payment_and_its_tax(driver, car_park):
     assert [(p.kind, p.tax_included) for p in receipt.payments] == [("booking", gbp(83)), ("extension", gbp(42))]
     assert receipt.tax_included == gbp(125)
     assert receipt.end == booking.end + timedelta(hours=1)
+    booking.refresh_from_db()
+    assert booking.tax_minor == 125  # the booking's tax follows its amount
 
 
 def test_tax_included_rounds_half_up_to_minor_units():
-    # 0.15 / 1.2 = 0.125 exactly: half up gives 0.13 net (half even would give 0.12)
-    assert tax_included(Money(Decimal("0.15"), "GBP"), Decimal("0.2")) == Money(Decimal("0.02"), "GBP")
-    assert tax_included(Money(Decimal("250"), "JPY"), Decimal("0.1")) == Money(Decimal("23"), "JPY")
-    assert tax_included(Money(Decimal("5.00"), "GBP"), Decimal("0")) == Money(Decimal("0.00"), "GBP")
+    # 15.03 x 0.2 / 1.2 = 2.505 exactly: half up gives 2.51 (half even would give 2.50)
+    assert Money(Decimal("15.03"), "GBP").tax_included(Decimal("0.2")) == Money(Decimal("2.51"), "GBP")
+    assert Money(Decimal("250"), "JPY").tax_included(Decimal("0.1")) == Money(Decimal("23"), "JPY")
+    assert Money(Decimal("5.00"), "GBP").tax_included(Decimal("0")) == Money(Decimal("0.00"), "GBP")
+
+
+def test_the_receipt_shows_the_tax_the_quote_said(driver, company):
+    car_park = CarParkFactory(company=company)
+    # 15.03 for the stay: the quote's tax is 2.51, and so is the receipt's.
+    RateCard.objects.create(car_park=car_park, hourly_rate=Decimal("15.03"), tax_rate=Decimal("0.2"))
+    booking = paid_booking(driver, car_park, hours=1)
+    assert (booking.amount_minor, booking.tax_minor) == (1503, 251)
+    receipt = receipt_for(receipt_bookings().get(pk=booking.pk))
+    assert receipt.tax_included == gbp(251)
 
 
 def test_a_free_confirmed_booking_has_a_receipt_of_zero(api, driver, company):
