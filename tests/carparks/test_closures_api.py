@@ -57,3 +57,15 @@ def test_operator_removes_own_closure_but_not_another_companys(api, operator, ot
     assert api(operator).delete(f"{url(car_park)}/{closure.pk}").status_code == 204
     assert not Closure.objects.filter(pk=closure.pk).exists()
     assert AuditEntry.objects.filter(action="closure.delete").count() == 1
+
+
+def test_past_closures_are_listed_only_to_the_car_parks_company(api, operator, other_operator, anon, car_park):
+    Closure.objects.create(car_park=car_park, starts_at="2020-05-01T08:00Z", ends_at="2020-05-01T18:00Z", reason="Old")
+    Closure.objects.create(car_park=car_park, starts_at="2030-05-01T08:00Z", ends_at="2030-05-01T18:00Z", reason="New")
+
+    def reasons(client) -> list[str]:
+        return sorted(row["reason"] for row in client.get(url(car_park)).json()["results"])
+
+    assert reasons(api(operator)) == ["New", "Old"]
+    assert reasons(anon) == ["New"]
+    assert reasons(api(other_operator)) == ["New"]

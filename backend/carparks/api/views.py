@@ -28,6 +28,7 @@ from backend.carparks.api.serializers import (
 )
 from backend.carparks.models import CarPark, Closure, OpeningPeriod
 from backend.carparks.selectors import opening_periods_of
+from backend.core import clock
 
 # Apps that add to each search result (bookings: free bays and the price for a start/end window)
 # register here from their AppConfig.ready, as they do with the inventory guards: this app
@@ -168,7 +169,8 @@ class CarParkViewSet(viewsets.ModelViewSet):
 
 @extend_schema(parameters=[OpenApiParameter("car_park_id", int, OpenApiParameter.PATH)])
 class ClosureViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    """Closures of a car park: everyone reads upcoming ones; its operator adds and removes them."""
+    """Closures of a car park: everyone reads current and upcoming ones, its company the past ones too;
+    its operator adds and removes them."""
 
     serializer_class = ClosureSerializer
     lookup_value_regex = r"\d+"
@@ -186,7 +188,11 @@ class ClosureViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Dest
     def get_queryset(self) -> QuerySet[Closure]:
         if getattr(self, "swagger_fake_view", False):
             return Closure.objects.none()
-        return Closure.objects.filter(car_park=self.car_park())
+        car_park = self.car_park()
+        closures = Closure.objects.filter(car_park=car_park)
+        if not _is_staff_of(self.request.user, car_park):  # the past is the operator's record
+            closures = closures.filter(ends_at__gt=clock.now())
+        return closures
 
     @extend_schema(request=ClosureInputSerializer, responses={201: ClosureSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
