@@ -1,6 +1,7 @@
 """URLs: the API under /api/v1/ with no trailing slashes; schema and docs; admin."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
@@ -37,7 +38,14 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Only the page the password-reset e-mail links to: the rest of django.contrib.auth.urls was
+    # an unthrottled second way to send reset mails, and a login page without a template (500).
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     # Last: any other path is the 404 problem body, also with DEBUG on (no HTML debug page).
     re_path(r"^", not_found_view),
 ]

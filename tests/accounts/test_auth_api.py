@@ -391,6 +391,20 @@ def test_password_reset_answers_202_and_mails_only_known_accounts(anon, driver):
     assert f"/accounts/reset/{uid}/{token}/" in message.body
 
 
+def test_the_reset_link_opens_a_page_and_no_other_account_page_is_served(anon, driver):
+    anon.post(RESET, {"email": "driver@example.test"}, format="json")
+    uid, token = _uid_and_token(mail.outbox[0].body)
+
+    page = anon.get(f"/accounts/reset/{uid}/{token}/", follow=True)
+
+    assert page.status_code == 200
+    assert b"new_password1" in page.content
+    for path in ("/accounts/login/", "/accounts/password_reset/", "/accounts/password_change/"):
+        response = anon.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/problem+json"
+
+
 def test_password_reset_sends_nothing_for_inactive_account(anon, driver):
     driver.is_active = False
     driver.save()
