@@ -40,6 +40,7 @@ from backend.api.fields import AwareDateTimeField
 from backend.api.filters import AwareIsoDateTimeFilter, StrictBooleanFilter
 from backend.carparks.api.views import operator_car_park
 from backend.carparks.models import CarPark
+from backend.carparks.selectors import closures_overlapping, is_open_for_window
 from backend.core import clock
 from bookings import gate, occupancy
 from bookings.api.authentication import DeviceTokenAuthentication, gate_device_of
@@ -213,7 +214,10 @@ class OccupancySerializer(serializers.Serializer):
     capacity = serializers.IntegerField(help_text="All bays.")
     inside = OccupancyInsideSerializer(help_text="Vehicles inside now, by the gate's entries and exits.")
     booked_not_arrived = serializers.IntegerField(help_text="Confirmed bookings under way whose car has not entered.")
-    free_for_drive_up = serializers.IntegerField(help_text="capacity - inside - booked_not_arrived, at least 0.")
+    open_now = serializers.BooleanField(help_text="Within opening hours and no closure in effect.")
+    free_for_drive_up = serializers.IntegerField(
+        help_text="capacity - inside - booked_not_arrived, at least 0; 0 while the car park is not open."
+    )
 
 
 def _passage_data(passage: gate.GatePassage) -> dict[str, Any]:
@@ -344,6 +348,8 @@ class OccupancyView(APIView):
     def get(self, request: Request, car_park_id: int) -> Response:
         car_park = operator_car_park(request, car_park_id)
         now = clock.now()
+        moment = (now, now + timedelta(minutes=1))
+        open_now = is_open_for_window(car_park, *moment) and not closures_overlapping(car_park, *moment)
         inside = occupancy.vehicles_inside(car_park.pk, now)
         booked = sum(1 for stay in inside if not stay.is_drive_up)
         # A car that came in before its booking's entry window counts once, as inside.
@@ -358,7 +364,8 @@ class OccupancyView(APIView):
             "capacity": car_park.total_capacity,
             "inside": {"total": len(inside), "booked": booked, "drive_up": len(inside) - booked},
             "booked_not_arrived": not_arrived,
-            "free_for_drive_up": max(car_park.total_capacity - len(inside) - not_arrived, 0),
+            "open_now": open_now,
+            "free_for_drive_up": max(car_park.total_capacity - len(inside) - not_arrived, 0) if open_now else 0,
         }
         return Response(OccupancySerializer(body).data)
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from backend.carparks.models import Closure
 from backend.core import clock
 from bookings import ledger, occupancy
 from bookings.models import (
@@ -1016,10 +1017,21 @@ def test_occupancy_counts_vehicles_inside_and_bookings_still_to_arrive(
         "capacity": 100,
         "inside": {"total": 2, "booked": 1, "drive_up": 1},
         "booked_not_arrived": 1,
+        "open_now": True,
         "free_for_drive_up": 97,
     }
     late_arrival.refresh_from_db()
     assert late_arrival.status == BookingStatus.CONFIRMED
+
+
+def test_nothing_is_free_for_drive_ups_while_a_closure_is_in_effect(api, at, operator, car_park):
+    now = clock.now()
+    Closure.objects.create(car_park=car_park, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1))
+    body = api(operator).get(occupancy_of(car_park)).json()
+    assert (body["open_now"], body["free_for_drive_up"]) == (False, 0)
+    at(now + timedelta(hours=2))
+    body = api(operator).get(occupancy_of(car_park)).json()
+    assert (body["open_now"], body["free_for_drive_up"]) == (True, 100)
 
 
 @pytest.mark.parametrize("path", [gate_events, occupancy_of])
