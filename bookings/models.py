@@ -83,6 +83,10 @@ class Booking(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=200, blank=True)
+    # The cancellation rule quoted when the bay was held: a later change of the car park's rule
+    # does not apply to bookings already sold.
+    free_cancellation_hours = models.PositiveSmallIntegerField(default=24, db_default=24)
+    late_cancellation_refund_percent = models.PositiveSmallIntegerField(default=50, db_default=50)
 
     class Meta:
         ordering = ["-start", "-id"]

@@ -49,8 +49,8 @@ from bookings.models import (
 )
 from bookings.payments.gateway import get_provider
 from bookings.payments.providers import PaymentProviderError
-from pricing.quotes import Quote
-from pricing.selectors import cancellation_policy_of, quote_for_window
+from pricing.quotes import CancellationPolicy, Quote
+from pricing.selectors import quote_for_window
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ def _hold_in_transaction(
             tax_rate=quote.tax_rate,
             price_lines=price_lines_of(quote),
             hold_expires_at=now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES),
+            free_cancellation_hours=quote.cancellation_policy.free_until_hours_before_start,
+            late_cancellation_refund_percent=quote.cancellation_policy.late_refund_percent,
         )
         try:
             ledger.reserve(car_park, bay_type, ledger_start, ledger_end)
@@ -576,6 +578,14 @@ def paid_minor(booking: Booking) -> int:
 # --- cancellation -------------------------------------------------------------------------------
 
 
+def cancellation_policy_sold_with(booking: Booking) -> CancellationPolicy:
+    """The rule the driver was quoted when the bay was held."""
+    return CancellationPolicy(
+        free_until_hours_before_start=booking.free_cancellation_hours,
+        late_refund_percent=booking.late_cancellation_refund_percent,
+    )
+
+
 def _refund_share(booking: Booking, share_of: int) -> None:
     """Refund ``share_of`` minor units across the booking's successful payments, newest first."""
     remaining = share_of
@@ -616,7 +626,7 @@ def booking_cancel(
     booking.save(update_fields=["status", "cancelled_at", "cancellation_reason", "hold_expires_at"])
     if was_confirmed:
         paid = Money.from_minor(paid_minor(booking), booking.currency)
-        policy = cancellation_policy_of(booking.car_park)
+        policy = cancellation_policy_sold_with(booking)
         refund = paid if full_refund else policy.refund_for(paid, now=now, start=booking.start)
         _refund_share(booking, refund.to_minor())
         after_commit_notify(booking.pk, "cancellation")

@@ -89,6 +89,11 @@ def carpark_snapshot(car_park: CarPark) -> dict[str, Any]:
         },
         "covered": car_park.covered,
         "height_limit_m": str(car_park.height_limit_m) if car_park.height_limit_m is not None else None,
+        "booking_terms": {
+            "free_cancellation_hours": car_park.free_cancellation_hours,
+            "late_cancellation_refund_percent": car_park.late_cancellation_refund_percent,
+            "entry_grace_minutes": car_park.entry_grace_minutes,
+        },
         "internal_notes": car_park.internal_notes,
         "opening_hours": [
             {

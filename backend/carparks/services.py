@@ -40,6 +40,9 @@ EDITABLE_FIELDS = (
     "ev_charging_bays",
     "covered",
     "height_limit_m",
+    "free_cancellation_hours",
+    "late_cancellation_refund_percent",
+    "entry_grace_minutes",
     "internal_notes",
 )
 

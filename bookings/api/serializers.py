@@ -14,7 +14,7 @@ from backend.api.fields import AwareDateTimeField
 from backend.carparks.models import BayType
 from backend.core.clock import iso_utc
 from bookings.models import Booking, BookingExtension, Payment, PaymentKind, PaymentStatus
-from bookings.services import price_lines_of
+from bookings.services import cancellation_policy_sold_with, price_lines_of
 from pricing.quotes import Quote
 
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_chargeDeclined")
@@ -152,6 +152,7 @@ class BookingSerializer(serializers.ModelSerializer):
     extensions = ExtensionSerializer(many=True, read_only=True)
     paid_minor = serializers.SerializerMethodField()
     refunded_minor = serializers.SerializerMethodField()
+    cancellation_policy = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -172,6 +173,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "price_lines",
             "paid_minor",
             "refunded_minor",
+            "cancellation_policy",
             "hold_expires_at",
             "code",
             "payment",
@@ -203,6 +205,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "price_lines": instance.price_lines,
             "paid_minor": self.get_paid_minor(instance),
             "refunded_minor": self.get_refunded_minor(instance),
+            "cancellation_policy": self.get_cancellation_policy(instance),
             "hold_expires_at": iso_utc(instance.hold_expires_at),
             "code": instance.code,
             "payment": self.get_payment(instance),
@@ -240,6 +243,11 @@ class BookingSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.INT)
     def get_refunded_minor(self, booking: Booking) -> int:
         return sum(p.refunded_minor for p in self._payments(booking))
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_cancellation_policy(self, booking: Booking) -> dict[str, object]:
+        """The rule quoted when the bay was held, which its cancellation follows."""
+        return cancellation_policy_sold_with(booking).as_dict()
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_links(self, booking: Booking) -> dict[str, str | None]:

@@ -254,6 +254,36 @@ def test_late_cancel_refunds_the_policy_share(api, driver, car_park, time_machin
     assert body["refunded_minor"] == booking.amount_minor // 2
 
 
+def test_a_booking_keeps_the_cancellation_rule_it_was_quoted(api, operator, driver):
+    car_park = CarParkFactory(company=operator.company)  # full refund until 24 h before, then 50%
+    booking = confirmed(driver, car_park, *future_window(days=3))
+    stricter = {"booking_terms": {"free_cancellation_hours": 720, "late_cancellation_refund_percent": 0}}
+    changed = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", stricter, format="json")
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["booking_terms"]["free_cancellation_hours"] == 720
+
+    shown = api(driver).get(f"/api/v1/bookings/{booking.pk}").json()["cancellation_policy"]
+    cancelled = api(driver).post(f"/api/v1/bookings/{booking.pk}/cancel").json()
+
+    assert (shown["free_cancellation_hours"], shown["late_cancellation_refund_percent"]) == (24, 50)
+    assert cancelled["refunded_minor"] == booking.amount_minor
+    later = confirmed(driver, car_park, *future_window(days=4))
+    assert api(driver).post(f"/api/v1/bookings/{later.pk}/cancel").json()["refunded_minor"] == 0
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [{"late_cancellation_refund_percent": 101}, {"free_cancellation_hours": -1}, {"entry_grace_minutes": "soon"}],
+)
+def test_bad_booking_terms_are_400_and_change_nothing(api, operator, terms):
+    car_park = CarParkFactory(company=operator.company)
+    response = api(operator).patch(f"/api/v1/carparks/{car_park.pk}", {"booking_terms": terms}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == f"booking_terms.{next(iter(terms))}"
+    car_park.refresh_from_db()
+    assert (car_park.free_cancellation_hours, car_park.late_cancellation_refund_percent) == (24, 50)
+
+
 def test_extend_prices_the_whole_stay_minus_what_was_paid(api, driver, car_park):
     start, end = future_window(hours=2)
     booking = confirmed(driver, car_park, start, end)

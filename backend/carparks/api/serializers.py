@@ -48,6 +48,24 @@ class FeaturesSerializer(serializers.Serializer):
     accessible = serializers.BooleanField(read_only=True, help_text="Derived: the car park has accessible bays.")
 
 
+BOOKING_TERMS = ("free_cancellation_hours", "late_cancellation_refund_percent", "entry_grace_minutes")
+
+
+class BookingTermsSerializer(serializers.Serializer):
+    """What a booking at this car park is sold under. A change applies to bookings held afterwards
+    (each booking keeps the cancellation rule it was quoted); the entry grace applies at the gate."""
+
+    free_cancellation_hours = serializers.IntegerField(
+        min_value=0, max_value=24 * 30, required=False, help_text="Full refund until this many hours before start."
+    )
+    late_cancellation_refund_percent = serializers.IntegerField(
+        min_value=0, max_value=100, required=False, help_text="Share refunded when cancelling later than that."
+    )
+    entry_grace_minutes = serializers.IntegerField(
+        min_value=0, max_value=240, required=False, help_text="How early before its start a booking may enter."
+    )
+
+
 @extend_schema_field(
     {"oneOf": [{"type": "string", "enum": WEEKDAY_NAMES}, {"type": "integer", "minimum": 0, "maximum": 6}]}
 )
@@ -227,15 +245,22 @@ class CarParkPrivateSerializer(CarParkSerializer):
     """For the owning company's staff: adds private fields."""
 
     class Meta(CarParkSerializer.Meta):
-        fields = [*CarParkSerializer.Meta.fields, "internal_notes", "created_at", "updated_at"]
+        fields = [*CarParkSerializer.Meta.fields, "booking_terms", "internal_notes", "created_at", "updated_at"]
+
+    booking_terms = serializers.SerializerMethodField()
 
     def to_representation(self, instance: CarPark) -> dict[str, Any]:
         return {
             **super().to_representation(instance),
+            "booking_terms": self.get_booking_terms(instance),
             "internal_notes": instance.internal_notes,
             "created_at": iso_utc(instance.created_at),
             "updated_at": iso_utc(instance.updated_at),
         }
+
+    @extend_schema_field(BookingTermsSerializer)
+    def get_booking_terms(self, car_park: CarPark) -> dict[str, int]:
+        return {name: getattr(car_park, name) for name in BOOKING_TERMS}
 
 
 class CarParkInputSerializer(serializers.Serializer):
@@ -257,6 +282,7 @@ class CarParkInputSerializer(serializers.Serializer):
     opening_hours = OpeningPeriodSerializer(
         many=True, required=False, help_text="One entry per open weekday; a weekday left out is closed. Default: 24/7."
     )
+    booking_terms = BookingTermsSerializer(required=False)
     internal_notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
     def validate_timezone(self, value: str) -> str:
@@ -297,6 +323,7 @@ class CarParkInputSerializer(serializers.Serializer):
         if "location" in data:
             fields["latitude"] = data["location"]["lat"]
             fields["longitude"] = data["location"]["lng"]
+        fields.update(data.get("booking_terms", {}))
         features = data.get("features", {})
         for key in ("covered", "height_limit_m"):
             if key in features:
