@@ -16,7 +16,7 @@ router.register("me/vehicles", accounts.VehicleViewSet, basename="vehicle")
 router.register("company/staff", accounts.StaffViewSet, basename="staff")
 router.register("company/invitations", accounts.InvitationViewSet, basename="invitation")
 router.register("carparks", carparks.CarParkViewSet, basename="carpark")
-router.register(r"carparks/(?P<car_park_id>\d+)/closures", carparks.ClosureViewSet, basename="closure")
+router.register(r"carparks/(?P<car_park_id>[0-9]+)/closures", carparks.ClosureViewSet, basename="closure")
 
 api_v1 = [
     path("auth/register", accounts.RegisterView.as_view(), name="register"),

@@ -18,7 +18,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -609,4 +608,6 @@ def _after_commit_publish_gate_span(car_park_id: int, start: datetime, end: date
 
 def _after_commit_publish_gate_hour(car_park_id: int, moment: datetime) -> None:
     # robust: a failure to publish occupancy is logged by Django and never fails an open gate.
-    transaction.on_commit(partial(_publish_gate_hour, car_park_id, moment), robust=True)
+    # A lambda, not functools.partial: Django names the failed callable by its __qualname__ when it
+    # logs, and a partial has none, so the logging itself failed and turned a recorded passage into a 500.
+    transaction.on_commit(lambda: _publish_gate_hour(car_park_id, moment), robust=True)

@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet
 
 from backend.carparks.models import BAY_COUNT_FIELDS, CarPark, Closure
+from backend.core import clock
 from bookings.models import SLOT, CapacitySlot
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -298,6 +299,7 @@ def apply_capacity(car_park: CarPark, *, since: datetime) -> None:
 def close_slots(car_park: CarPark, closure: Closure) -> None:
     """Capacity 0 for every bay type over the closure. Raises IntegrityError if bays are still sold there."""
     ledger_start, ledger_end = ledger_range(closure.starts_at, closure.ends_at)
+    ledger_start = max(ledger_start, slot_floor(clock.now()))  # slots already past sell nothing more
     for bay_type in BAY_COUNT_FIELDS:
         ensure_slots(car_park, bay_type, ledger_start, ledger_end)
         _slots(car_park.pk, bay_type, ledger_start, ledger_end).update(capacity=0)

@@ -390,13 +390,13 @@ def _save_with_new_code(booking: Booking, fields: list[str]) -> None:
 def after_commit_notify(booking_id: int, kind: str, discriminator: str = "") -> None:
     from bookings import tasks
 
-    transaction.on_commit(lambda: tasks.send_driver_message.delay(booking_id, kind, discriminator))
+    transaction.on_commit(lambda: tasks.send_driver_message.delay(booking_id, kind, discriminator), robust=True)
 
 
 def _after_commit_occupancy(booking_id: int) -> None:
     from bookings import tasks
 
-    transaction.on_commit(lambda: tasks.publish_booking_occupancy.delay(booking_id))
+    transaction.on_commit(lambda: tasks.publish_booking_occupancy.delay(booking_id), robust=True)
 
 
 def _retake(booking: Booking, ledger_start: datetime, ledger_end: datetime) -> bool:
@@ -539,7 +539,7 @@ def refund_create(*, payment: Payment, amount_minor: int, reason: str) -> Refund
     payment.save(update_fields=["refunded_minor"])
     from bookings import tasks
 
-    transaction.on_commit(lambda: tasks.execute_refund.delay(refund.pk))
+    transaction.on_commit(lambda: tasks.execute_refund.delay(refund.pk), robust=True)
     return refund
 
 

@@ -7,7 +7,7 @@ from bookings.api import gate, receipts, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("bookings", views.BookingViewSet, basename="booking")
-router.register(r"carparks/(?P<car_park_id>\d+)/gate-devices", gate.GateDeviceViewSet, basename="gate-device")
+router.register(r"carparks/(?P<car_park_id>[0-9]+)/gate-devices", gate.GateDeviceViewSet, basename="gate-device")
 
 urlpatterns = [
     path("bookings/<int:pk>/receipt", receipts.ReceiptView.as_view(), name="booking-receipt"),

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from backend.core import clock
+
 
 class AwareIsoDateTimeField(forms.DateTimeField):
     """ISO 8601 with an offset or ``Z``; a naive date-time is refused (400), never read as UTC."""
@@ -24,6 +26,8 @@ class AwareIsoDateTimeField(forms.DateTimeField):
                 raise ValidationError("Use ISO 8601, e.g. 2026-12-01T08:00:00Z.", code="invalid")
             if timezone.is_naive(parsed):
                 raise ValidationError("Give a time zone offset or Z (e.g. 2026-12-01T08:00:00Z).", code="naive")
+            if not clock.is_supported(parsed):
+                raise ValidationError(clock.SUPPORTED_RANGE_TEXT, code="out_of_range")
             return parsed
         return super().to_python(value)
 
@@ -48,3 +52,17 @@ class StrictBooleanField(forms.Field):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+MAX_ID = 2**63 - 1  # a bigint primary key
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number a bigint holds (anything else is a 400, not an overflow)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)

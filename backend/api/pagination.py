@@ -6,6 +6,8 @@ from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import Count, QuerySet, Window
 from rest_framework import pagination
 
+MAX_PAGE_NUMBER = 10**9
+
 
 class PageNumberPagination(pagination.PageNumberPagination):
     """``{count, next, previous, results}``; clients may ask for up to 100 per page."""
@@ -38,6 +40,8 @@ class CountInPagePaginator(Paginator):
             raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
         if value < 1:
             raise EmptyPage(self.error_messages["min_page"])
+        if value > MAX_PAGE_NUMBER:  # its offset would overflow the database's integers
+            raise EmptyPage(self.error_messages["no_results"])
         return value
 
 

@@ -54,6 +54,9 @@ CAR_PARK_PARAMETER = OpenApiParameter("car_park_id", int, OpenApiParameter.PATH,
 # --- wire shapes -------------------------------------------------------------------------------
 
 
+LATEST_REPORT = timedelta(days=7)
+
+
 class GatePassageInputSerializer(serializers.Serializer):
     """Exactly one of ``code`` and ``plate``; ``occurred_at`` defaults to now."""
 
@@ -76,6 +79,11 @@ class GatePassageInputSerializer(serializers.Serializer):
     def validate_occurred_at(self, value: datetime) -> datetime:
         if value > clock.now() + CLOCK_SKEW:
             raise serializers.ValidationError("The time is in the future.", code="in_future")
+        if value < clock.now() - LATEST_REPORT:
+            # A gate that was offline sends its passages late, but not from before bookings existed.
+            raise serializers.ValidationError(
+                f"A passage is reported at most {LATEST_REPORT.days} days after it happened.", code="too_old"
+            )
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -388,7 +396,7 @@ class OccupancyView(APIView):
 class GateDeviceViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated, IsOperator]
     serializer_class = GateDeviceSerializer
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
     queryset = GateDevice.objects.none()  # for the schema; get_queryset scopes to the car park
 
     def _car_park(self) -> CarPark:

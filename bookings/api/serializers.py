@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -30,6 +32,12 @@ class WindowQuerySerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": "The end must be after the start."}, code="end_before_start")
+        if attrs["end"] - attrs["start"] > timedelta(days=settings.BOOKING_MAX_STAY_DAYS):
+            # The longest stay anyone can book: availability and prices of longer windows mean nothing,
+            # and their work grows with the window.
+            raise serializers.ValidationError(
+                {"end": f"A window lasts at most {settings.BOOKING_MAX_STAY_DAYS} days."}, code="stay_too_long"
+            )
         return attrs
 
 
@@ -54,6 +62,12 @@ class BookingCreateSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": "The end must be after the start."}, code="end_before_start")
+        if attrs["end"] - attrs["start"] > timedelta(days=settings.BOOKING_MAX_STAY_DAYS):
+            # The longest stay anyone can book: availability and prices of longer windows mean nothing,
+            # and their work grows with the window.
+            raise serializers.ValidationError(
+                {"end": f"A window lasts at most {settings.BOOKING_MAX_STAY_DAYS} days."}, code="stay_too_long"
+            )
         return attrs
 
 

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.permissions import IsDriver, acting_user
 from backend.api.errors import DomainError, problem_response
-from backend.api.filters import AwareIsoDateTimeFilter
+from backend.api.filters import AwareIsoDateTimeFilter, IdFilter
 from backend.carparks.models import CarPark
 from backend.core import clock
 from bookings import ledger, services, webhooks
@@ -135,7 +135,7 @@ def _add_availability_and_price(rows: list[dict[str, Any]], car_parks: list[CarP
 
 class BookingFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
-    car_park = django_filters.NumberFilter(field_name="car_park_id")
+    car_park = IdFilter(field_name="car_park_id")
     starts_after = AwareIsoDateTimeFilter(field_name="start", lookup_expr="gte")
     starts_before = AwareIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 
@@ -149,7 +149,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = BookingSerializer
     filterset_class = BookingFilter
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
     permission_classes = [IsAuthenticated]
 
     def get_permissions(self) -> list[Any]:

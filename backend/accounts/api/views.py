@@ -118,7 +118,7 @@ class VehicleViewSet(
     serializer_class = s.VehicleSerializer
     permission_classes = [IsDriver]
     queryset = Vehicle.objects.none()
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[Vehicle]:
         if getattr(self, "swagger_fake_view", False):
@@ -153,7 +153,7 @@ class StaffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     serializer_class = s.StaffSerializer
     permission_classes = [IsCompanyAdmin]
     queryset = User.objects.none()
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[User]:
         if getattr(self, "swagger_fake_view", False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping
-from datetime import time
+from datetime import time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from rest_framework import serializers
 from backend.api.fields import AwareDateTimeField
 from backend.carparks.hours import Period
 from backend.carparks.models import MAX_CAPACITY, CarPark, Closure, OpeningPeriod, Weekday
+from backend.core import clock
 from backend.core.clock import iso_utc
 from backend.core.money import MINOR_UNITS
 
@@ -117,7 +118,12 @@ class OpeningPeriodSerializer(serializers.Serializer):
     overnight = serializers.BooleanField(default=False, help_text="Closes on the next day (e.g. 18:00-02:00).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs.setdefault("overnight", False)  # partial updates skip field defaults
+        # A partial update of the car park reaches here partial too, which skips required fields and
+        # defaults; a period is always given whole.
+        missing = {name: "This field is required." for name in ("weekday", "opens", "closes") if name not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing, code="required")
+        attrs.setdefault("overnight", False)
         if attrs["opens"] == "24:00":
             raise serializers.ValidationError({"opens": "A period cannot open at 24:00."})
         opens = time.fromisoformat(attrs["opens"])
@@ -372,6 +378,9 @@ class ClosureSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "car_park", "created_at"]
 
 
+CLOSURE_MAX_DAYS = 366
+
+
 class ClosureInputSerializer(serializers.Serializer):
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField()
@@ -385,4 +394,12 @@ class ClosureInputSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["ends_at"] <= attrs["starts_at"]:
             raise serializers.ValidationError({"ends_at": "A closure ends after it starts."}, code="ends_before_start")
+        if attrs["ends_at"] <= clock.now():
+            raise serializers.ValidationError({"ends_at": "A closure must end in the future."}, code="ends_in_past")
+        if attrs["ends_at"] - attrs["starts_at"] > timedelta(days=CLOSURE_MAX_DAYS):
+            # Each closed slot is a ledger row per bay type; a car park that closes for good is archived.
+            raise serializers.ValidationError(
+                {"ends_at": f"A closure lasts at most {CLOSURE_MAX_DAYS} days; archive a car park closing for good."},
+                code="closure_too_long",
+            )
         return attrs

@@ -82,7 +82,7 @@ class CarParkViewSet(viewsets.ModelViewSet):
 
     permission_classes = [ReadAnyoneWriteOperator]
     filterset_class = CarParkFilter
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[CarPark]:
         queryset = CarPark.objects.live().select_related("company")
@@ -173,7 +173,7 @@ class ClosureViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Dest
     its operator adds and removes them."""
 
     serializer_class = ClosureSerializer
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"
 
     def get_permissions(self) -> list[Any]:
         if self.action == "list":
