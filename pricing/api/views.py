@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import generics, status
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -155,16 +155,23 @@ class RateRuleView(CarParkRatesView):
 
 
 @extend_schema(parameters=[CAR_PARK_PARAMETER])
-class RateOverrideListView(CarParkRatesView):
+class RateOverrideListView(CarParkRatesView, generics.ListAPIView):
     """Operator overrides: they always win over the policy (within minimum and maximum)."""
 
-    @extend_schema(summary="Current and future overrides", responses=RateOverrideSerializer(many=True))
-    def get(self, request: Request, car_park_id: int) -> Response:
-        car_park = self.car_park()
-        overrides = RateOverride.objects.filter(car_park=car_park, ends_at__gt=clock.now()).select_related(
-            "car_park", "created_by"
+    serializer_class = RateOverrideSerializer
+
+    def get_queryset(self) -> QuerySet[RateOverride]:
+        if getattr(self, "swagger_fake_view", False):
+            return RateOverride.objects.none()
+        return (
+            RateOverride.objects.filter(car_park=self.car_park(), ends_at__gt=clock.now())
+            .select_related("car_park", "created_by")
+            .order_by("starts_at", "pk")
         )
-        return Response(RateOverrideSerializer(overrides, many=True).data)
+
+    @extend_schema(summary="Current and future overrides (paginated like every list)")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Override the rate for some hours",

@@ -116,3 +116,17 @@ def test_a_gate_passage_reported_more_than_a_week_late_is_400(api, operator, car
     body = {"plate": "AB12CDE", "occurred_at": (clock.now() - timedelta(days=8)).isoformat()}
     assert_problem(api(operator).post(f"/api/v1/carparks/{car_park.pk}/entries", body, format="json"), 400)
     assert not GateEvent.objects.exists()
+
+
+def test_a_body_over_the_upload_limit_is_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"email": "' + "a" * 2000 + '@example.test", "password": "x"}'
+    response = api(None).post("/api/v1/auth/token", body, content_type="application/json")
+    assert_problem(response, 413)
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_a_format_query_parameter_does_not_turn_a_resource_into_a_404(api, car_park):
+    response = api(None).get(f"/api/v1/carparks/{car_park.pk}?format=xml")
+    assert response.status_code == 200
+    assert response.json()["id"] == car_park.pk

@@ -121,7 +121,7 @@ def test_override_by_local_date_and_hours(op: APIClient, car_park: CarPark) -> N
     assert override.starts_at == datetime(2026, 6, 5, 17, tzinfo=UTC)  # 18:00 BST
     assert override.ends_at == datetime(2026, 6, 5, 21, tzinfo=UTC)
     assert response.json()["rate"] == "5.00"
-    assert op.get(url(car_park, "rate-overrides")).json()[0]["id"] == override.pk
+    assert op.get(url(car_park, "rate-overrides")).json()["results"][0]["id"] == override.pk
     assert op.delete(url(car_park, f"rate-overrides/{override.pk}")).status_code == 204
     assert not RateOverride.objects.exists()
     assert list(AuditEntry.objects.filter(object_type="pricing.rateoverride").values_list("action", flat=True)) == [
