@@ -330,6 +330,10 @@ CELERY_BEAT_SCHEDULE.update(
     {
         "bookings-expire-holds": {"task": "bookings.tasks.expire_holds", "schedule": timedelta(minutes=1)},
         "bookings-mark-no-shows": {"task": "bookings.tasks.mark_no_shows", "schedule": timedelta(minutes=5)},
+        "bookings-resend-unsent-refunds": {
+            "task": "bookings.tasks.resend_unsent_refunds",
+            "schedule": timedelta(minutes=10),
+        },
         "bookings-send-reminders": {"task": "bookings.tasks.send_reminders", "schedule": timedelta(minutes=5)},
         "bookings-publish-gate-occupancy": {
             "task": "bookings.tasks.publish_gate_occupancy",

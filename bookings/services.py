@@ -543,6 +543,26 @@ def refund_create(*, payment: Payment, amount_minor: int, reason: str) -> Refund
     return refund
 
 
+# A refund the provider has not acknowledged this long after it was booked lost its task (the
+# broker was down at commit, or the retries ran out) and is queued again by the sweep...
+REFUND_UNSENT_AFTER = timedelta(minutes=10)
+# ...but only while the provider still remembers its idempotency key (Stripe keeps them 24 hours):
+# after that a resend of a request that did reach the provider would refund twice.
+REFUND_RESEND_WITHIN = timedelta(hours=23)
+
+
+def refunds_unsent(*, now: datetime | None = None, batch: int = 100) -> tuple[list[int], int]:
+    """Refunds to queue again, and how many are too old to resend safely (for a person to settle)."""
+    now = now or clock.now()
+    unsent = Refund.objects.filter(
+        status=RefundStatus.PENDING, provider_refund_id__isnull=True, created_at__lte=now - REFUND_UNSENT_AFTER
+    )
+    resendable = list(
+        unsent.filter(created_at__gt=now - REFUND_RESEND_WITHIN).order_by("created_at").values_list("pk", flat=True)
+    )
+    return resendable[:batch], unsent.filter(created_at__lte=now - REFUND_RESEND_WITHIN).count()
+
+
 def refund_execute(*, refund_id: int) -> Refund:
     """Send a booked refund to the provider (idempotent: same key on every retry)."""
     refund = Refund.objects.select_related("payment").get(pk=refund_id)

@@ -86,6 +86,17 @@ def execute_refund(self: Task, refund_id: int) -> str:
 
 
 @shared_task
+def resend_unsent_refunds() -> int:
+    """Queue again the refunds whose task was lost; log those too old to resend without risk."""
+    resendable, too_old = services.refunds_unsent()
+    for refund_id in resendable:
+        execute_refund.delay(refund_id)
+    if too_old:
+        logger.error("%s refunds never reached the payment provider in 23 hours: settle them by hand", too_old)
+    return len(resendable)
+
+
+@shared_task
 def purge_idempotency_records() -> int:
     cutoff = clock.now() - timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()

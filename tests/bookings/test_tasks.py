@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 
 from backend.core import clock
-from bookings import occupancy, tasks
+from bookings import occupancy, services, tasks
 from bookings.gate import gate_entry_record
 from bookings.models import Booking, BookingStatus, CapacitySlot, DriverMessage, IdempotencyRecord
 from pricing.models import OccupancyHour
@@ -117,3 +117,33 @@ def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task(settings)
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"bookings.tasks.retry_overstay_payments", "bookings.tasks.infer_unreported_exits"} <= scheduled
     assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+
+
+def test_a_refund_whose_task_was_lost_is_sent_by_the_sweep_once(driver, car_park, time_machine):
+    # In a test transaction on_commit never runs: exactly a refund whose task never reached the broker.
+    booking = confirmed(driver, car_park, *future_window(days=3))
+    payment = booking.payments.get()
+    lost = services.refund_create(payment=payment, amount_minor=payment.amount_minor, reason="requested")
+    assert lost is not None
+    assert tasks.resend_unsent_refunds() == 0  # it may still be on its way
+
+    time_machine.move_to(clock.now() + timedelta(minutes=11), tick=False)
+    assert tasks.resend_unsent_refunds() == 1
+
+    lost.refresh_from_db()
+    assert (lost.status, bool(lost.provider_refund_id)) == ("succeeded", True)
+    assert tasks.resend_unsent_refunds() == 0
+
+
+def test_a_refund_lost_for_a_day_is_left_for_a_person_not_resent(driver, car_park, time_machine, caplog):
+    booking = confirmed(driver, car_park, *future_window(days=3))
+    payment = booking.payments.get()
+    lost = services.refund_create(payment=payment, amount_minor=100, reason="requested")
+    assert lost is not None
+
+    time_machine.move_to(clock.now() + timedelta(hours=24), tick=False)
+
+    assert tasks.resend_unsent_refunds() == 0
+    lost.refresh_from_db()
+    assert lost.status == "pending"
+    assert "settle them by hand" in caplog.text
