@@ -557,10 +557,9 @@ def refunds_unsent(*, now: datetime | None = None, batch: int = 100) -> tuple[li
     unsent = Refund.objects.filter(
         status=RefundStatus.PENDING, provider_refund_id__isnull=True, created_at__lte=now - REFUND_UNSENT_AFTER
     )
-    resendable = list(
-        unsent.filter(created_at__gt=now - REFUND_RESEND_WITHIN).order_by("created_at").values_list("pk", flat=True)
-    )
-    return resendable[:batch], unsent.filter(created_at__lte=now - REFUND_RESEND_WITHIN).count()
+    resendable = unsent.filter(created_at__gt=now - REFUND_RESEND_WITHIN).order_by("created_at")
+    too_old = unsent.filter(created_at__lte=now - REFUND_RESEND_WITHIN).count()
+    return list(resendable.values_list("pk", flat=True)[:batch]), too_old
 
 
 def refund_execute(*, refund_id: int) -> Refund:
@@ -745,22 +744,18 @@ def guard_inventory_change(car_park: CarPark, changed: frozenset[str]) -> None:
 
     A booking's price and hours were sold in the car park's currency and local time: those cannot
     change under it (the operator cancels or waits for such bookings first)."""
-    if inventory.CURRENCY in changed:
-        _refuse_if_any(
-            _live_bookings(car_park.pk), "Bookings are live in the current currency; change it once they have ended."
-        )
-    if inventory.HOURS in changed:
-        periods = periods_of(car_park)
-        _refuse_if_any(
-            [b for b in _live_bookings(car_park.pk) if not is_open_throughout(periods, car_park.zone, b.start, b.end)],
-            "Live bookings fall outside the new opening hours; cancel or move them first.",
-        )
+    if changed & {inventory.CURRENCY, inventory.HOURS}:
+        live = list(Booking.objects.filter(car_park_id=car_park.pk, status__in=LIVE_STATUSES).order_by("start"))
+        if inventory.CURRENCY in changed:
+            _refuse_if_any(live, "Bookings are live in the current currency; change it once they have ended.")
+        if inventory.HOURS in changed:
+            periods = periods_of(car_park)
+            _refuse_if_any(
+                [b for b in live if not is_open_throughout(periods, car_park.zone, b.start, b.end)],
+                "Live bookings fall outside the new opening hours; cancel or move them first.",
+            )
     if inventory.CAPACITY in changed:
         _guard_capacity_change(car_park)
-
-
-def _live_bookings(car_park_id: int) -> list[Booking]:
-    return list(Booking.objects.filter(car_park_id=car_park_id, status__in=LIVE_STATUSES).order_by("start"))
 
 
 def _refuse_if_any(affected: list[Booking], message: str) -> None:

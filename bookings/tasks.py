@@ -92,7 +92,11 @@ def resend_unsent_refunds() -> int:
     for refund_id in resendable:
         execute_refund.delay(refund_id)
     if too_old:
-        logger.error("%s refunds never reached the payment provider in 23 hours: settle them by hand", too_old)
+        logger.error(
+            "%s refunds never reached the payment provider within %s: settle them by hand",
+            too_old,
+            services.REFUND_RESEND_WITHIN,
+        )
     return len(resendable)
 
 

@@ -26,6 +26,8 @@ BAY_COUNT_FIELDS: dict[str, str] = {
 }
 
 MAX_CAPACITY = 100_000
+# The terms a booking is sold under, which operators set (cancellation rule, entry grace).
+BOOKING_TERM_FIELDS = ("free_cancellation_hours", "late_cancellation_refund_percent", "entry_grace_minutes")
 
 
 class Weekday(models.IntegerChoices):

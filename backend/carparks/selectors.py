@@ -12,7 +12,7 @@ from django.db.models import F, FloatField, Value
 from django.db.models.functions import ASin, Cos, Power, Radians, Round, Sin, Sqrt
 
 from backend.carparks.hours import Period, is_open_throughout
-from backend.carparks.models import CarPark, CarParkQuerySet, Closure, OpeningPeriod
+from backend.carparks.models import BOOKING_TERM_FIELDS, CarPark, CarParkQuerySet, Closure, OpeningPeriod
 
 EARTH_RADIUS_M = 6_371_008.8
 _KM_PER_DEGREE_LAT = 111.32
@@ -89,11 +89,7 @@ def carpark_snapshot(car_park: CarPark) -> dict[str, Any]:
         },
         "covered": car_park.covered,
         "height_limit_m": str(car_park.height_limit_m) if car_park.height_limit_m is not None else None,
-        "booking_terms": {
-            "free_cancellation_hours": car_park.free_cancellation_hours,
-            "late_cancellation_refund_percent": car_park.late_cancellation_refund_percent,
-            "entry_grace_minutes": car_park.entry_grace_minutes,
-        },
+        "booking_terms": {name: getattr(car_park, name) for name in BOOKING_TERM_FIELDS},
         "internal_notes": car_park.internal_notes,
         "opening_hours": [
             {

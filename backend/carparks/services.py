@@ -12,7 +12,7 @@ from django.db import transaction
 from backend.accounts.models import User
 from backend.audit.services import audit_record
 from backend.carparks.hours import Period
-from backend.carparks.models import CarPark, Closure, OpeningPeriod
+from backend.carparks.models import BOOKING_TERM_FIELDS, CarPark, Closure, OpeningPeriod
 from backend.carparks.selectors import carpark_snapshot
 from backend.core import clock
 
@@ -40,9 +40,7 @@ EDITABLE_FIELDS = (
     "ev_charging_bays",
     "covered",
     "height_limit_m",
-    "free_cancellation_hours",
-    "late_cancellation_refund_percent",
-    "entry_grace_minutes",
+    *BOOKING_TERM_FIELDS,
     "internal_notes",
 )
 

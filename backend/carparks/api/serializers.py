@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from backend.api.fields import AwareDateTimeField
 from backend.carparks.hours import Period
-from backend.carparks.models import MAX_CAPACITY, CarPark, Closure, OpeningPeriod, Weekday
+from backend.carparks.models import BOOKING_TERM_FIELDS, MAX_CAPACITY, CarPark, Closure, OpeningPeriod, Weekday
 from backend.core import clock
 from backend.core.clock import iso_utc
 from backend.core.money import MINOR_UNITS
@@ -47,9 +47,6 @@ class FeaturesSerializer(serializers.Serializer):
     )
     ev_charging = serializers.BooleanField(read_only=True, help_text="Derived: the car park has EV charging bays.")
     accessible = serializers.BooleanField(read_only=True, help_text="Derived: the car park has accessible bays.")
-
-
-BOOKING_TERMS = ("free_cancellation_hours", "late_cancellation_refund_percent", "entry_grace_minutes")
 
 
 class BookingTermsSerializer(serializers.Serializer):
@@ -266,7 +263,7 @@ class CarParkPrivateSerializer(CarParkSerializer):
 
     @extend_schema_field(BookingTermsSerializer)
     def get_booking_terms(self, car_park: CarPark) -> dict[str, int]:
-        return {name: getattr(car_park, name) for name in BOOKING_TERMS}
+        return {name: getattr(car_park, name) for name in BOOKING_TERM_FIELDS}
 
 
 class CarParkInputSerializer(serializers.Serializer):
